@@ -1,0 +1,1 @@
+"""The ``medledger`` command line: a thin shell over the library."""

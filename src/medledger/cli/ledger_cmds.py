@@ -1,0 +1,212 @@
+"""Ledger commands: init, append, cert, consistency, audit, log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from medledger.crypto.canonical import parse_json_object
+from medledger.crypto.hexcodec import from_hex
+from medledger.crypto.trust import load_trust_bundle
+from medledger.crypto.registry import SUITES
+from medledger.errors import AuditFailed, InvalidEntry
+from medledger.ledger.audit import Auditor
+from medledger.ledger.config import HEAD_FILE, TRUST_FILE
+from medledger.ledger.node import LedgerNode
+from medledger.cli.output import err_console, handle_errors, out_console, print_json, read_bytes
+
+DEFAULT_DATA = Path("medledger-data")
+Data = Annotated[
+    Path, typer.Option("--data", "-d", help="Ledger data directory.", show_default=True)
+]
+APPEND_CHUNK = 10_000
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("append")(append)
+    app.command("cert")(cert)
+    app.command("consistency")(consistency)
+    app.command("audit")(audit)
+    app.command("log")(log)
+
+
+@handle_errors
+def init(
+    data: Data = DEFAULT_DATA,
+    suite: Annotated[
+        str, typer.Option(help=f"Crypto suite, fixed for the chain: {', '.join(SUITES)}.")
+    ] = "intl-v1",
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL (default: SQLite file in DIR), e.g. "
+                     "postgresql+psycopg://user@127.0.0.1:5432/medledger."),
+    ] = None,
+    node: Annotated[str | None, typer.Option(help="Node name (default: host name).")] = None,
+    max_entry_bytes: Annotated[
+        int, typer.Option(min=256, help="Largest accepted entry, canonical bytes.")
+    ] = 64 * 1024,
+    block_max_entries: Annotated[
+        int, typer.Option(min=1, help="Cut a block after this many entries.")
+    ] = 2000,
+    block_max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Cut a block this long after its first entry.")
+    ] = 10.0,
+) -> None:
+    """Create a ledger: node signing key (mode 0600), trust bundle keys.json, genesis block."""
+    with LedgerNode.init(
+        data,
+        suite=suite,
+        db=db,
+        node=node,
+        max_entry_bytes=max_entry_bytes,
+        block_max_entries=block_max_entries,
+        block_max_wait_ms=block_max_wait_ms,
+    ) as ledger:
+        out_console.print(f"created ledger in {data}", markup=False)
+        out_console.print(f"  chain   {ledger.config.chain}", markup=False)
+        out_console.print(f"  suite   {ledger.suite.name}", markup=False)
+        out_console.print(f"  node    {ledger.config.node} (key {ledger.key_id})", markup=False)
+        out_console.print(f"  trust   {data / TRUST_FILE}  <- give this to verifiers", markup=False)
+
+
+@handle_errors
+def append(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files of JSON entries, one per line (default: standard input)."),
+    ] = None,
+    data: Data = DEFAULT_DATA,
+) -> None:
+    """Append JSON entries (one object per line); print one receipt per entry once durable.
+
+    Every line is validated before anything is written: one bad line writes nothing.
+    Receipts come in input order: {"index": …, "entry_hash": …, "height": …}.
+    """
+    sources = [str(p) for p in files] if files else ["-"]
+    objs = []
+    for src in sources:
+        raw = read_bytes(src)
+        for lineno, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            where = f"{'stdin' if src == '-' else src}:{lineno}"
+            objs.append(parse_json_object(line, field=where, error=InvalidEntry))
+    with LedgerNode.open(data) as ledger:
+        encoded = ledger.encode(objs)
+        futures = [
+            ledger.submit(encoded[i : i + APPEND_CHUNK])
+            for i in range(0, len(encoded), APPEND_CHUNK)
+        ]
+        out = sys.stdout
+        for fut in futures:
+            receipts = fut.result()
+            out.write("".join(
+                f'{{"index":{r.index},"entry_hash":"{r.entry_hash}","height":{r.height}}}\n'
+                for r in receipts
+            ))
+            out.flush()
+
+
+@handle_errors
+def cert(
+    index: Annotated[int, typer.Argument(help="Leaf index of the entry.")],
+    data: Data = DEFAULT_DATA,
+    salt: Annotated[
+        str | None, typer.Option(help="Payload salt (hex) to include for the data holder.")
+    ] = None,
+) -> None:
+    """Print the medledger-cert/1 certificate of entry INDEX."""
+    payload_salt = None if salt is None else from_hex(salt, field="salt")
+    with LedgerNode.open(data) as ledger:
+        print_json(ledger.certificate(index, payload_salt=payload_salt))
+
+
+@handle_errors
+def consistency(
+    from_size: Annotated[int, typer.Option("--from", help="Older tree size (a signed head).")],
+    to_size: Annotated[
+        int | None, typer.Option("--to", help="Newer tree size (default: newest head).")
+    ] = None,
+    data: Data = DEFAULT_DATA,
+) -> None:
+    """Print a consistency proof between two signed heads (see verify-consistency)."""
+    with LedgerNode.open(data) as ledger:
+        print_json(ledger.consistency(from_size, to_size))
+
+
+@handle_errors
+def audit(
+    data: Data = DEFAULT_DATA,
+    trust: Annotated[
+        Path | None, typer.Option(help="Trust bundle (default: DIR/keys.json).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute every leaf, node, header hash, prev link and signature; name each problem.
+
+    Exit 0 if the store is intact, 1 if anything is tampered, missing or out of order.
+    """
+    with LedgerNode.open(data) as ledger:
+        bundle = load_trust_bundle(trust) if trust else ledger.trust
+        with Progress(
+            TextColumn("auditing"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} entries"),
+            TimeRemainingColumn(), console=err_console, transient=True,
+            disable=json_out or not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task("audit", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            with ledger.reader() as reader:
+                report = Auditor(
+                    reader, ledger.suite, bundle, head_file=data / HEAD_FILE, progress=progress
+                ).run()
+    if json_out:
+        print_json(report.to_json())
+    else:
+        out_console.print(
+            f"audited {report.entries:,} entries, {report.nodes:,} nodes, {report.blocks:,} "
+            f"blocks in {report.seconds:.2f}s",
+            markup=False,
+        )
+        for f in report.findings:
+            out_console.print(f"  TAMPERED {f['kind']} {f['at']}: {f['problem']}", markup=False)
+        if report.ok:
+            out_console.print("OK: the store is intact", markup=False)
+    if not report.ok:
+        raise AuditFailed(report.findings)
+
+
+@handle_errors
+def log(
+    data: Data = DEFAULT_DATA,
+    limit: Annotated[int, typer.Option(min=1, help="Show this many newest blocks.")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print headers as JSON lines.")] = False,
+) -> None:
+    """Show the newest signed head and the latest blocks."""
+    with LedgerNode.open(data) as ledger, ledger.reader() as reader:
+        headers = list(ledger.blocks(reader))[-limit:]
+    if json_out:
+        for h in headers:
+            print_json(h.to_json(), indent=None)
+        return
+    head = headers[-1]
+    out_console.print(
+        f"chain {head.chain}  suite {ledger.suite.name}  head: height {head.height}, "
+        f"tree size {head.tree_size:,}, root {head.root.hex()}",
+        markup=False,
+    )
+    table = Table("height", "tree size", "time (UTC)", "root", "signed by")
+    for h in reversed(headers):
+        table.add_row(
+            str(h.height), f"{h.tree_size:,}", h.ts, h.root.hex()[:16] + "…",
+            ", ".join(s.key_id for s in h.signatures),
+        )
+    out_console.print(table)

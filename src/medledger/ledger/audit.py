@@ -1,0 +1,293 @@
+"""Audit a store: recompute every leaf, stored node, header hash, prev link and signature.
+
+The entries are the ground truth: the audit rebuilds the tree from them, compares every stored
+complete-subtree hash and every block root on the way, and names each problem by index, node or
+height. A mismatch that merely follows from a problem already reported below it (the ancestors of
+an altered entry) is not reported again, so each tampering is located once, at its lowest point.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medledger.crypto.canonical import canonical_bytes
+from medledger.crypto.trust import TrustBundle
+from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.suite import Suite
+from medledger.errors import MedLedgerError
+from medledger.ledger.compact import Frontier
+from medledger.ledger.sqlstore import SqlReader
+from medledger.verify.header import ZERO_HASH, SignedHeader
+
+Progress = Callable[[int, int], None]
+MAX_FINDINGS = 1000
+_BATCH = 1 << 14  # entries per node-range fetch; a power of two keeps ranges aligned
+
+
+@dataclass(slots=True)
+class AuditReport:
+    entries: int = 0
+    nodes: int = 0
+    blocks: int = 0
+    seconds: float = 0.0
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, kind: str, where: int | str, problem: str, **extra: Any) -> None:
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append({"kind": kind, "at": where, "problem": problem, **extra})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "nodes": self.nodes,
+            "blocks": self.blocks,
+            "seconds": round(self.seconds, 3),
+            "findings": self.findings,
+        }
+
+
+@dataclass(slots=True)
+class _Block:
+    height: int
+    tree_size: int
+    header: SignedHeader | None
+
+
+class Auditor:
+    """Run one audit over a reader. Requires the chain's suite and trust bundle."""
+
+    def __init__(
+        self,
+        reader: SqlReader,
+        suite: Suite,
+        trust: TrustBundle,
+        *,
+        head_file: Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.r = reader
+        self.suite = suite
+        self.trust = trust
+        self.hasher = MerkleHasher(suite.hash)
+        self.head_file = head_file
+        self.progress = progress
+        self.report = AuditReport()
+        self._tainted: list[tuple[int, int]] = []  # leaf ranges already reported as bad
+
+    def run(self) -> AuditReport:
+        started = time.perf_counter()
+        blocks = self._audit_blocks()
+        self._audit_tree(blocks)
+        self._audit_head_file(blocks)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    # -- blocks ------------------------------------------------------------------------------
+
+    def _audit_blocks(self) -> list[_Block]:
+        rep = self.report
+        chain = self.r.get_meta("chain")
+        out: list[_Block] = []
+        prev_hash: bytes | None = None
+        prev: _Block | None = None
+        expected_height = 0
+        for row in self.r.iter_blocks():
+            rep.blocks += 1
+            for missing in range(expected_height, row.height):
+                rep.add("block", missing, "block is missing (height gap)")
+                prev_hash = None
+            expected_height = row.height + 1
+            header = self._parse_header(row.height, row.header, row.signatures)
+            out.append(_Block(row.height, row.tree_size, header))
+            if header is None:
+                prev_hash, prev = None, out[-1]
+                continue
+            if header.height != row.height or header.tree_size != row.tree_size:
+                rep.add("block", row.height, "row columns disagree with the signed header")
+            if header.chain != chain:
+                rep.add("block", row.height, f"header names chain {header.chain}, store is {chain}")
+            if row.height == 0 and header.prev != ZERO_HASH:
+                rep.add("block", 0, "genesis prev is not all zeros")
+            if prev_hash is not None and header.prev != prev_hash:
+                rep.add("block", row.height, "prev does not match the hash of the previous header")
+            if prev is not None and prev.header is not None:
+                if header.tree_size < prev.tree_size or (
+                    row.height > 0 and header.tree_size == prev.tree_size
+                ):
+                    rep.add("block", row.height, "tree size does not grow")
+                if header.ts < prev.header.ts:
+                    rep.add("block", row.height, "timestamp goes backwards")
+            self._audit_signatures(header)
+            prev_hash = self.suite.hash(row.header)
+            prev = out[-1]
+        if rep.blocks == 0:
+            rep.add("block", 0, "the store has no blocks, not even genesis")
+        return out
+
+    def _parse_header(
+        self, height: int, raw: bytes, sigs: tuple[tuple[str, bytes], ...]
+    ) -> SignedHeader | None:
+        try:
+            body = json.loads(raw)
+            if canonical_bytes(body) != raw:
+                self.report.add("block", height, "header bytes are not canonical JSON")
+                return None
+            body["signatures"] = [{"key_id": k, "sig": s.hex()} for k, s in sigs]
+            return SignedHeader.from_json(body, field=f"block[{height}]")
+        except (ValueError, MedLedgerError) as exc:
+            self.report.add("block", height, f"header is corrupt: {exc}")
+            return None
+
+    def _audit_signatures(self, h: SignedHeader) -> None:
+        message = h.signing_bytes()
+        good = 0
+        for s in h.signatures:
+            key = self.trust.verify_key(s.key_id)
+            if key is None:
+                self.report.add("signature", h.height, f"signature by untrusted key {s.key_id}")
+            elif not key.verify(s.sig, message):
+                self.report.add("signature", h.height, f"signature by {s.key_id} does not verify")
+            else:
+                good += 1
+        if good < self.trust.quorum:
+            self.report.add(
+                "signature", h.height, f"{good} valid signature(s), quorum is {self.trust.quorum}"
+            )
+        if h.proposer not in {s.key_id for s in h.signatures}:
+            self.report.add("signature", h.height, f"proposer {h.proposer} did not sign")
+
+    # -- entries and nodes -------------------------------------------------------------------
+
+    def _audit_tree(self, blocks: list[_Block]) -> None:
+        rep = self.report
+        roots = sorted((b.tree_size, b.height, b.header) for b in blocks if b.header is not None)
+        final = max((b.tree_size for b in blocks), default=0)
+        frontier = Frontier.from_hashes(self.hasher, 0, [])
+        leaf_hash = self.hasher.leaf_hash
+        ri = 0
+        while ri < len(roots) and roots[ri][0] == 0:
+            self._check_root(frontier, roots[ri])
+            ri += 1
+        entries = self.r.iter_entries()
+        pending = next(entries, None)
+        start = 0
+        while start < final:
+            end = min(start + _BATCH, final)
+            stored = self._stored_nodes(start, end)
+            leaves: list[bytes] = []
+            for i in range(start, end):
+                if pending is not None and pending[0] == i:
+                    leaves.append(leaf_hash(pending[1]))
+                    pending = next(entries, None)
+                    continue
+                rep.add("entry", i, "entry is missing")
+                self._tainted.append((i, i + 1))
+                leaves.append(stored.get((0, i), ZERO_HASH))
+            # Cut at block boundaries inside the batch so every block root is checked.
+            pos = start
+            while pos < end:
+                stop = end
+                if ri < len(roots) and roots[ri][0] <= end:
+                    stop = roots[ri][0]
+                for level, index, h in frontier.extend(leaves[pos - start : stop - start]):
+                    self._check_node(level, index, h, stored)
+                pos = stop
+                while ri < len(roots) and roots[ri][0] == frontier.size:
+                    self._check_root(frontier, roots[ri])
+                    ri += 1
+            rep.entries = end
+            if self.progress is not None:
+                self.progress(end, final)
+            start = end
+        while pending is not None:
+            rep.add("entry", pending[0], "entry is not covered by any signed head")
+            pending = next(entries, None)
+        self._check_node_count(final)
+
+    def _stored_nodes(self, start: int, end: int) -> dict[tuple[int, int], bytes]:
+        """Fetch the stored nodes completed by leaves [start, end)."""
+        out: dict[tuple[int, int], bytes] = {}
+        level = 0
+        while (1 << level) <= end:
+            lo = max(0, ((start + 1 + (1 << level) - 1) >> level) - 1)
+            hi = (end >> level) - 1
+            if hi >= lo:
+                for index, h in self.r.get_node_range(level, lo, hi):
+                    out[(level, index)] = h
+            level += 1
+        return out
+
+    def _check_node(
+        self, level: int, index: int, h: bytes, stored: dict[tuple[int, int], bytes]
+    ) -> None:
+        self.report.nodes += 1
+        got = stored.get((level, index))
+        if got == h:
+            return
+        lo, hi = index << level, (index + 1) << level
+        if any(a < hi and lo < b for a, b in self._tainted):
+            return  # follows from a problem already reported below this node
+        if level == 0:
+            problem = "entry bytes do not hash to the stored leaf hash"
+            parent = stored.get((1, index >> 1))
+            sib = stored.get((0, index ^ 1))
+            if got is None:
+                problem = "stored leaf hash is missing"
+            elif parent is not None and sib is not None:
+                pair = (got, sib) if index % 2 == 0 else (sib, got)
+                if self.hasher.node_hash(*pair) != parent:
+                    problem = "stored leaf hash was altered (it no longer fits its parent)"
+                else:
+                    problem = "entry bytes were altered (the stored leaf hash still fits the tree)"
+            self.report.add("entry", index, problem)
+        else:
+            problem = "node is missing" if got is None else "node hash does not match its children"
+            self.report.add("node", f"{level}/{index}", problem, level=level, index=index)
+        self._tainted.append((lo, hi))
+
+    def _check_root(self, frontier: Frontier, item: tuple[int, int, SignedHeader | None]) -> None:
+        size, height, header = item
+        if header is None or frontier.root() == header.root:
+            return
+        if any(a < size for a, _ in self._tainted):
+            return  # explained by an altered entry or node already reported
+        self.report.add("block", height, f"root does not match the entries (tree size {size})")
+
+    def _check_node_count(self, size: int) -> None:
+        want = 2 * size - bin(size).count("1")
+        if self.r.node_count() <= want:
+            return  # missing nodes were already named while rebuilding the tree
+        for level in range(48):
+            for index, _ in self.r.get_node_range(level, size >> level, (1 << 48) - 1):
+                self.report.add("node", f"{level}/{index}", "node lies outside the signed tree")
+
+    def _audit_head_file(self, blocks: list[_Block]) -> None:
+        if self.head_file is None or not self.head_file.exists() or not blocks:
+            return
+        try:
+            head = SignedHeader.from_json(json.loads(self.head_file.read_text("utf-8")))
+        except (OSError, ValueError, MedLedgerError) as exc:
+            self.report.add("head", str(self.head_file), f"cannot read the last-head file: {exc}")
+            return
+        by_height = {b.height: b for b in blocks}
+        mine = by_height.get(head.height)
+        if mine is None:
+            top = max(by_height)
+            self.report.add(
+                "head",
+                head.height,
+                f"the node committed height {head.height} (tree size {head.tree_size}) but the "
+                f"store ends at height {top}: blocks were removed",
+            )
+        elif mine.header is not None and mine.header.signing_bytes() != head.signing_bytes():
+            self.report.add("head", head.height, "stored header differs from the committed head")

@@ -1,0 +1,237 @@
+"""The ledger's tables on SQLAlchemy: SQLite (embedded default) and PostgreSQL.
+
+Hot paths (node reads for proofs, bulk inserts for blocks, audit streaming) use driver-level SQL
+through ``exec_driver_sql`` because SQLAlchemy's statement layer costs more per row than the
+database does; everything else uses Core. Driver exceptions are translated to StorageError or
+NotFound here, so nothing above sees SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from medledger.errors import NotFound, StateError, StorageError
+from medledger.ledger.proof import NodeID, node_key
+from medledger.ledger.storage import StoredBlock
+
+_STREAM_BATCH = 20_000
+
+
+class SqlLedgerStore:
+    """Open readers and writers on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+    @contextmanager
+    def reader(self) -> Iterator[SqlReader]:
+        """Yield a read view inside one transaction (a consistent snapshot)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                    )
+                yield SqlReader(conn, self._ph)
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from exc
+
+    @contextmanager
+    def writer(self) -> Iterator[SqlWriter]:
+        """Yield a writer; its rows commit together when the block exits cleanly."""
+        try:
+            with self.engine.begin() as conn:
+                yield SqlWriter(conn, self._ph)
+        except IntegrityError as exc:
+            raise StateError(
+                f"write conflicts with stored rows ({exc.orig.__class__.__name__}); "
+                "another writer may be using this ledger"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class SqlReader:
+    """LedgerReader over one connection."""
+
+    def __init__(self, conn: Connection, ph: str) -> None:
+        self._conn = conn
+        self._ph = ph
+
+    def _rows(self, sql: str, params: Any = ()) -> list[Any]:
+        return list(self._conn.exec_driver_sql(sql.replace("?", self._ph), params).fetchall())
+
+    def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        if not ids:
+            return []
+        keys = [node_key(level, index) for level, index in ids]
+        wanted = sorted(set(keys))
+        marks = ",".join([self._ph] * len(wanted))
+        rows = self._conn.exec_driver_sql(
+            f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", tuple(wanted)
+        ).fetchall()
+        found = {k: bytes(h) for k, h in rows}
+        try:
+            return [found[k] for k in keys]
+        except KeyError:
+            missing = next(i for i, k in zip(ids, keys, strict=True) if k not in found)
+            raise NotFound(
+                f"node level {missing[0]} index {missing[1]} is not in the store",
+                field="node",
+                value=f"{missing[0]}/{missing[1]}",
+                expected="a stored complete subtree",
+            ) from None
+
+    def get_entry(self, index: int) -> bytes:
+        rows = self._rows("SELECT data FROM ledger_entries WHERE idx = ?", (index,))
+        if not rows:
+            raise NotFound(
+                f"entry {index} is not in the store",
+                field="index",
+                value=index,
+                expected=f"an index below {self.entry_count()}",
+            )
+        return bytes(rows[0][0])
+
+    def entry_count(self) -> int:
+        rows = self._rows("SELECT MAX(idx) FROM ledger_entries")
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def _block(self, where: str, params: Any) -> StoredBlock | None:
+        rows = self._rows(
+            f"SELECT height, tree_size, header FROM ledger_blocks {where} LIMIT 1", params
+        )
+        if not rows:
+            return None
+        height, size, header = rows[0]
+        sigs = self._rows(
+            "SELECT key_id, sig FROM ledger_signatures WHERE height = ? ORDER BY key_id",
+            (height,),
+        )
+        return StoredBlock(
+            int(height), int(size), bytes(header), tuple((k, bytes(s)) for k, s in sigs)
+        )
+
+    def latest_block(self) -> StoredBlock | None:
+        return self._block("ORDER BY height DESC", ())
+
+    def get_block(self, height: int) -> StoredBlock:
+        block = self._block("WHERE height = ?", (height,))
+        if block is None:
+            latest = self.latest_block()
+            top = -1 if latest is None else latest.height
+            raise NotFound(
+                f"block {height} does not exist; the latest height is {top}",
+                field="height",
+                value=height,
+                expected=f"0..{top}",
+            )
+        return block
+
+    def block_covering(self, index: int) -> StoredBlock:
+        block = self._block("WHERE tree_size > ? ORDER BY tree_size, height", (index,))
+        if block is None:
+            latest = self.latest_block()
+            size = 0 if latest is None else latest.tree_size
+            raise NotFound(
+                f"index {index} out of bounds for tree size {size}",
+                field="index",
+                value=index,
+                expected=f"0..{size - 1}" if size else "nothing: the log is empty",
+            )
+        return block
+
+    def block_at_size(self, tree_size: int) -> StoredBlock | None:
+        return self._block("WHERE tree_size = ? ORDER BY height", (tree_size,))
+
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        yield from self._stream("SELECT idx, data FROM ledger_entries", "idx", start)
+
+    def iter_nodes(self) -> Iterator[tuple[int, bytes]]:
+        yield from self._stream("SELECT id, hash FROM ledger_nodes", "id", -1)
+
+    def _stream(self, select: str, key: str, start: int) -> Iterator[tuple[int, bytes]]:
+        # Keyset pagination: bounded memory on both backends, no server-side cursor needed.
+        last = start - 1
+        sql = f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {_STREAM_BATCH}".replace("?", self._ph)
+        while True:
+            rows = self._conn.exec_driver_sql(sql, (last,)).fetchall()
+            if not rows:
+                return
+            for k, blob in rows:
+                yield k, blob if isinstance(blob, bytes) else bytes(blob)
+            last = rows[-1][0]
+
+    def get_node_range(self, level: int, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """Return ``(index, hash)`` of stored nodes at ``level`` with lo <= index <= hi."""
+        base = level << 48
+        rows = self._rows(
+            "SELECT id, hash FROM ledger_nodes WHERE id BETWEEN ? AND ? ORDER BY id",
+            (base + lo, base + min(hi, (1 << 48) - 1)),
+        )
+        return [(int(k) - base, bytes(h)) for k, h in rows]
+
+    def node_count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM ledger_nodes")[0][0])
+
+    def iter_blocks(self) -> Iterator[StoredBlock]:
+        sigs: dict[int, list[tuple[str, bytes]]] = {}
+        for height, key_id, sig in self._rows(
+            "SELECT height, key_id, sig FROM ledger_signatures ORDER BY height, key_id"
+        ):
+            sigs.setdefault(int(height), []).append((key_id, bytes(sig)))
+        for height, size, header in self._rows(
+            "SELECT height, tree_size, header FROM ledger_blocks ORDER BY height"
+        ):
+            yield StoredBlock(int(height), int(size), bytes(header), tuple(sigs.get(height, ())))
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM chain_meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0][0])
+
+
+class SqlWriter:
+    """LedgerWriter inside one transaction."""
+
+    def __init__(self, conn: Connection, ph: str) -> None:
+        self._conn = conn
+        self._ph = ph
+
+    def _many(self, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            marks = ",".join([self._ph] * len(rows[0]))
+            self._conn.exec_driver_sql(
+                f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows)
+            )
+
+    def add_entries(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        self._many("ledger_entries", "idx, data", rows)
+
+    def add_nodes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        self._many("ledger_nodes", "id, hash", rows)
+
+    def add_block(
+        self, height: int, tree_size: int, header: bytes, signatures: Sequence[tuple[str, bytes]]
+    ) -> None:
+        self._many("ledger_blocks", "height, tree_size, header", [(height, tree_size, header)])
+        self._many("ledger_signatures", "height, key_id, sig", [(height, k, s) for k, s in signatures])
+
+    def add_signature(self, height: int, key_id: str, sig: bytes) -> None:
+        self._many("ledger_signatures", "height, key_id, sig", [(height, key_id, sig)])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._many("chain_meta", "key, value", [(key, value)])
+
+
+def _storage_error(exc: SQLAlchemyError) -> StorageError:
+    orig = getattr(exc, "orig", None) or exc
+    return StorageError(f"database error: {orig.__class__.__name__}: {orig}".strip())
