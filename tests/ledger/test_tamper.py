@@ -120,7 +120,7 @@ def truncate_entries(n: LedgerNode) -> set[tuple[str, object]]:
 def truncate_everything(n: LedgerNode) -> set[tuple[str, object]]:
     # A consistent rollback of every table: only the last-head file outside the DB can tell.
     _sql(n, "DELETE FROM ledger_entries WHERE idx >= 90")
-    _sql(n, "DELETE FROM ledger_nodes WHERE (id & 281474976710655) >= (90 >> (id >> 48))")
+    _sql(n, "DELETE FROM ledger_nodes WHERE (id & 281474976710655) >= (CAST(90 AS BIGINT) >> CAST(id >> 48 AS INTEGER))")
     _sql(n, "DELETE FROM ledger_signatures WHERE height = 10")
     _sql(n, "DELETE FROM ledger_blocks WHERE height = 10")
     return {("head", 10)}

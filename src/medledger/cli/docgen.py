@@ -5,8 +5,8 @@ tests/cli/test_docs.py regenerates it and fails if the committed file differs.
 
 from __future__ import annotations
 
-import click
 import typer
+from typer.testing import CliRunner
 
 from medledger.cli.main import app
 
@@ -20,23 +20,35 @@ input error (nothing was changed), `3` the environment failed (database unavaila
 """
 
 
-def _walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent, max_content_width=100,
-                        terminal_width=100)
-    name = " ".join(path)
-    out = [f"\n## `{name}`\n", "```text", cmd.get_help(ctx).rstrip(), "```"]
-    if isinstance(cmd, click.Group):
-        for sub in sorted(cmd.list_commands(ctx)):
-            child = cmd.get_command(ctx, sub)
-            if child is not None and not child.hidden:
-                out += _walk(child, [*path, sub], ctx)
-    return out
+def command_paths(root: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Return every command path of a Typer app, groups before their commands."""
+    paths: list[tuple[str, ...]] = []
+    for cmd in root.registered_commands:
+        name = cmd.name or (cmd.callback.__name__.replace("_", "-") if cmd.callback else "")
+        paths.append((*prefix, name))
+    for group in root.registered_groups:
+        sub = group.typer_instance
+        name = group.name or (sub.info.name if sub and isinstance(sub.info.name, str) else "")
+        paths.append((*prefix, name))
+        if sub is not None:
+            paths += command_paths(sub, (*prefix, name))
+    return paths
+
+
+def help_text(path: tuple[str, ...]) -> str:
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1"})
+    if result.exit_code != 0:
+        raise RuntimeError(f"`medledger {' '.join(path)} --help` failed: {result.output}")
+    return result.output.rstrip()
 
 
 def render() -> str:
     """Return the whole CLI reference as Markdown."""
-    root = typer.main.get_command(app)
-    return HEADER + "\n".join(_walk(root, ["medledger"], None)) + "\n"
+    parts = [HEADER]
+    for path in [(), *sorted(command_paths(app))]:
+        name = " ".join(("medledger", *path))
+        parts.append(f"\n## `{name}`\n\n```text\n{help_text(path)}\n```\n")
+    return "".join(parts)
 
 
 if __name__ == "__main__":

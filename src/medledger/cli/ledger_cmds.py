@@ -79,7 +79,7 @@ def init(
 def append(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files of JSON entries, one per line (default: standard input)."),
+        typer.Argument(metavar="FILE...", help="Files of JSON entries, one per line (default: standard input)."),
     ] = None,
     data: Data = DEFAULT_DATA,
 ) -> None:
@@ -90,6 +90,7 @@ def append(
     """
     sources = [str(p) for p in files] if files else ["-"]
     objs = []
+    labels: list[str] = []
     for src in sources:
         raw = read_bytes(src)
         for lineno, line in enumerate(raw.split(b"\n"), start=1):
@@ -97,8 +98,9 @@ def append(
                 continue
             where = f"{'stdin' if src == '-' else src}:{lineno}"
             objs.append(parse_json_object(line, field=where, error=InvalidEntry))
+            labels.append(where)
     with LedgerNode.open(data) as ledger:
-        encoded = ledger.encode(objs)
+        encoded = ledger.encode(objs, labels)
         futures = [
             ledger.submit(encoded[i : i + APPEND_CHUNK])
             for i in range(0, len(encoded), APPEND_CHUNK)

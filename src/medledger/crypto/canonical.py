@@ -106,6 +106,12 @@ def canonical_bytes(obj: Any) -> bytes:
             field="entry",
             expected="finite numbers (no NaN or Infinity)",
         ) from None
+    except UnicodeError:  # rfc8785 sorts keys by .encode("utf-16be"), which a lone surrogate breaks
+        raise InvalidEntry(
+            "entry is not canonical JSON: a key holds a lone surrogate",
+            field="entry",
+            expected="strings of valid Unicode (no lone surrogates)",
+        ) from None
     except rfc8785.CanonicalizationError as e:
         raise InvalidEntry(
             f"entry is not canonical JSON: {e}",

@@ -204,10 +204,16 @@ class LedgerNode:
             frontier = Frontier.from_hashes(self.hasher, header.tree_size, r.get_nodes(ids))
         return ChainTip(header, header.header_hash(self.suite), frontier)
 
-    def encode(self, entries: Iterable[Any]) -> list[bytes]:
-        """Validate every entry and return canonical bytes; raise on the first bad one."""
+    def encode(self, entries: Iterable[Any], labels: Sequence[str] | None = None) -> list[bytes]:
+        """Validate every entry and return canonical bytes; raise on the first bad one.
+
+        ``labels`` name each entry in error messages (e.g. ``file.jsonl:12``).
+        """
         cap = self.config.max_entry_bytes
-        return [validate_entry(e, max_bytes=cap, where=f"entry[{i}]") for i, e in enumerate(entries)]
+        return [
+            validate_entry(e, max_bytes=cap, where=labels[i] if labels else f"entry[{i}]")
+            for i, e in enumerate(entries)
+        ]
 
     def submit(self, canonical: Sequence[bytes]) -> Future[list[Receipt]]:
         """Queue already-validated entries; the future resolves once they are durable."""
