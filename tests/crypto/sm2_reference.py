@@ -94,7 +94,8 @@ def sign_with_k(curve: Curve, user_id: bytes, d: int, message: bytes, k: int) ->
     kg = curve.mul(k, curve.g)
     assert kg is not None
     r = (e + kg[0]) % curve.n
-    assert r != 0 and r + k != curve.n
+    assert r != 0
+    assert r + k != curve.n
     s = pow(1 + d, -1, curve.n) * (k - r * d) % curve.n
     assert s != 0
     return r, s

@@ -73,7 +73,14 @@ GCM_C = bytes.fromhex(
             b"",
             bytes.fromhex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919"),
         ),
-        ("15", GCM_KEY, GCM_IV, GCM_P, b"", GCM_C + bytes.fromhex("b094dac5d93471bdec1a502270e3cc6c")),
+        (
+            "15",
+            GCM_KEY,
+            GCM_IV,
+            GCM_P,
+            b"",
+            GCM_C + bytes.fromhex("b094dac5d93471bdec1a502270e3cc6c"),
+        ),
         (
             "16",
             GCM_KEY,

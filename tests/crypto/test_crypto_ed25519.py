@@ -52,7 +52,7 @@ IDS = [v[0] for v in RFC8032]
 def test_rfc8032_sign_reproduces_signature(
     name: str, secret: str, public: str, message: str, signature: str
 ) -> None:
-    """RFC 8032 §7.1: the seed gives the published public key and exactly the published signature."""
+    """RFC 8032 §7.1: the seed gives the published public key and exactly the published sig."""
     key = get_suite("intl-v1").load_signing_key(bytes.fromhex(secret))
     assert key.public_bytes.hex() == public
     assert key.private_bytes().hex() == secret
@@ -82,7 +82,8 @@ def test_round_trip_and_wrong_key() -> None:
     suite = get_suite("intl-v1")
     key = suite.generate_signing_key()
     sig = key.sign(b"entry")
-    assert len(sig) == 64 and len(key.public_bytes) == 32
+    assert len(sig) == 64
+    assert len(key.public_bytes) == 32
     assert key.verify_key().verify(sig, b"entry")
     assert not suite.generate_signing_key().verify_key().verify(sig, b"entry")
     assert suite.load_signing_key(key.private_bytes()).public_bytes == key.public_bytes
@@ -91,7 +92,7 @@ def test_round_trip_and_wrong_key() -> None:
 def test_non_canonical_s_is_rejected() -> None:
     """RFC 8032 §5.1.7: a signature with S + L (same value mod L) is refused (no malleability)."""
     ell = 2**252 + 27742317777372353535851937790883648493
-    _, secret, public, message, signature = RFC8032[0]
+    _, _secret, public, message, signature = RFC8032[0]
     sig = bytes.fromhex(signature)
     s = int.from_bytes(sig[32:], "little") + ell
     forged = sig[:32] + s.to_bytes(32, "little")

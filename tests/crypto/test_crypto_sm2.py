@@ -50,7 +50,8 @@ RECOMMENDED = {
 
 
 def _point(public_bytes: bytes) -> tuple[int, int]:
-    assert len(public_bytes) == 65 and public_bytes[0] == 4
+    assert len(public_bytes) == 65
+    assert public_bytes[0] == 4
     return int.from_bytes(public_bytes[1:33], "big"), int.from_bytes(public_bytes[33:], "big")
 
 
@@ -71,7 +72,7 @@ def suite() -> SMSuite:
 
 
 def test_reference_reproduces_annex_a_test_curve_example() -> None:
-    """GB/T 32918.2-2016 Annex A (Fp-256, ALICE123@YAHOO.COM): reference gives Z, e, r, s, verify."""
+    """GB/T 32918.2-2016 Annex A (Fp-256, ALICE123@YAHOO.COM): reference gives Z, e, r, s."""
     v = ANNEX_A
     curve = ANNEX_A_FP256
     public = curve.mul(v["d"], curve.g)
@@ -98,7 +99,7 @@ def test_reference_reproduces_recommended_curve_example() -> None:
 
 
 def test_suite_accepts_recommended_curve_example(suite: SMSuite) -> None:
-    """GM/T 0003.5-2012 Annex A: sm-v1 derives the published key and accepts the published (r, s)."""
+    """GM/T 0003.5-2012 Annex A: sm-v1 derives the published key, accepts the published r, s."""
     v = RECOMMENDED
     public = b"\x04" + v["x"].to_bytes(32, "big") + v["y"].to_bytes(32, "big")
     assert suite.load_signing_key(v["d"].to_bytes(32, "big")).public_bytes == public
@@ -109,7 +110,7 @@ def test_suite_accepts_recommended_curve_example(suite: SMSuite) -> None:
 
 
 def test_tongsuo_signatures_use_default_id_per_reference(suite: SMSuite) -> None:
-    """GB/T 32918.2 + GM/T 0009: the reference accepts sm-v1 signatures only with id 1234567812345678."""
+    """GB/T 32918.2 + GM/T 0009: the reference accepts sm-v1 signatures only with the default id."""
     for i in range(4):
         key = suite.generate_signing_key()
         message = b"entry %d" % i
@@ -198,7 +199,10 @@ def test_garbage_signatures_return_false(sig: bytes, message: bytes) -> None:
         b"\x02" + bytes(32),
         b"\x04" + (1).to_bytes(32, "big") + (2).to_bytes(32, "big"),
         b"\x05" + RECOMMENDED["x"].to_bytes(32, "big") + RECOMMENDED["y"].to_bytes(32, "big"),
-        b"\x04" + RECOMMENDED["x"].to_bytes(32, "big") + RECOMMENDED["y"].to_bytes(32, "big") + b"\0",
+        b"\x04"
+        + RECOMMENDED["x"].to_bytes(32, "big")
+        + RECOMMENDED["y"].to_bytes(32, "big")
+        + b"\0",
     ],
 )
 def test_bad_public_keys_are_malformed(suite: SMSuite, public: bytes) -> None:

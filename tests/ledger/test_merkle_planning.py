@@ -41,7 +41,8 @@ def _store(size: int) -> MemoryNodes:
 
 
 @pytest.mark.parametrize(
-    ("level", "index"), [(0, 0), (0, 1), (1, 0), (3, 12345), (14, 2**48 - 1), (0, 2**48 - 1)]
+    ("level", "index"),
+    [(0, 0), (0, 1), (1, 0), (3, 12345), (14, 2**48 - 1), (0, 2**48 - 1), (48, 0)],
 )
 def test_node_key_round_trips(level: int, index: int) -> None:
     """node_from_key inverts node_key, and keys order level by level, left to right."""
@@ -51,7 +52,7 @@ def test_node_key_round_trips(level: int, index: int) -> None:
     assert key < 2**63
 
 
-@pytest.mark.parametrize(("level", "index"), [(0, 2**48), (0, -1), (-1, 0), (15, 0)])
+@pytest.mark.parametrize(("level", "index"), [(0, 2**48), (0, -1), (-1, 0), (49, 0)])
 def test_node_key_refuses_unrepresentable_nodes(level: int, index: int) -> None:
     """A node whose key would collide or overflow a signed 64-bit column is refused."""
     with pytest.raises(InputError, match="has no storage key"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,7 @@ from medledger.errors import ProofInvalid
 from medledger.ledger.compact import Frontier
 from medledger.ledger.tree import MemoryNodes, consistency_proof, inclusion_proof, root_at
 from medledger.verify.merkle import verify_consistency, verify_inclusion
-
-# The shared helper lives in tests/, which pytest does not put on sys.path for this directory.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import reference_merkle as ref
+from tests import reference_merkle as ref
 
 # shared/ is the sibling of the repository root, both on a developer's machine and in CI.
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "rfc6962"

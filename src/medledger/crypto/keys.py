@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from medledger.crypto._docs import (
@@ -121,9 +122,12 @@ def read_signing_key(path: str | os.PathLike[str]) -> tuple[Suite, SigningKey, s
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise StateError(f"cannot read key file {target}: {e.strerror}", path=str(target)) from e
-    with os.fdopen(fd, "rb") as f:
+    try:
         # fstat the open file, not the path, so the file checked is the file read.
-        mode = os.fstat(f.fileno()).st_mode & 0o777
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"key file {target} is not a regular file", path=str(target))
+        mode = st.st_mode & 0o777
         if mode & 0o077:
             raise StateError(
                 f"key file {target} has mode {mode:04o}, so other users may read the private "
@@ -131,13 +135,24 @@ def read_signing_key(path: str | os.PathLike[str]) -> tuple[Suite, SigningKey, s
                 path=str(target),
                 mode=f"{mode:04o}",
             )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
         raw = f.read(MAX_FILE + 1)
     where = f"signing key {target}"
     doc = parse_json_object(bounded(raw, where), field=where, error=MalformedDocument)
     exact_fields(doc, _FIELDS)
     expect(doc["format"] == SIGNING_KEY_FORMAT, "format", doc["format"], SIGNING_KEY_FORMAT)
     suite = suite_for(doc["suite"], doc["alg"])
-    key = suite.load_signing_key(from_hex(doc["private_key"], field="private_key"))
+    try:
+        private = from_hex(doc["private_key"], field="private_key")
+    except MalformedDocument as e:
+        # The default error echoes the bad value; for a private key that would leak it to logs.
+        raise MalformedDocument(
+            e.message, field="private_key", value="(redacted)", expected=e.expected
+        ) from None
+    key = suite.load_signing_key(private)
     kid = key_id(suite, key.public_bytes)
     expect(doc["key_id"] == kid, "key_id", doc["key_id"], f"{kid} (the id of this key)")
     return suite, key, kid, node_name(doc["node"], "node")

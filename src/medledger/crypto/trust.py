@@ -72,7 +72,15 @@ class TrustBundle:
         for i, k in enumerate(self.keys):
             at = f"keys[{i}]."
             expect(k.alg == suite.sig_alg, at + "alg", k.alg, suite.sig_alg)
-            vk = suite.load_verify_key(k.public_key)
+            try:
+                vk = suite.load_verify_key(k.public_key)
+            except MalformedDocument as e:  # re-raise naming where in the bundle it is
+                raise MalformedDocument(
+                    f"{at}public_key: {e.message}",
+                    field=at + "public_key",
+                    value=k.public_key,
+                    expected=e.expected,
+                ) from None
             want = key_id(suite, k.public_key)
             expect(k.key_id == want, at + "key_id", k.key_id, f"{want} (the id of this key)")
             expect(want not in loaded, at + "key_id", k.key_id, "each key listed only once")

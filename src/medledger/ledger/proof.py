@@ -32,7 +32,8 @@ NodeID = tuple[int, int]
 _KEY_SHIFT = 48
 # 2^48 leaves is far beyond any ledger we run, and it keeps keys inside a signed 64-bit column.
 MAX_INDEX = (1 << _KEY_SHIFT) - 1
-_MAX_LEVEL = 63 - _KEY_SHIFT
+# A tree of at most 2^48 leaves has levels 0..48; (48 << 48) still fits a signed 64-bit key.
+_MAX_LEVEL = _KEY_SHIFT + 1
 
 
 def node_key(level: int, index: int) -> int:

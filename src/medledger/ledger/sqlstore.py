@@ -20,6 +20,10 @@ from medledger.ledger.proof import NodeID, node_key
 from medledger.ledger.storage import StoredBlock
 
 _STREAM_BATCH = 20_000
+# Complete-subtree hashes never change once written, so they can be cached without
+# invalidation. Levels below this are too many and too random to be worth it.
+_CACHE_MIN_LEVEL = 4
+_CACHE_MAX = 200_000
 
 
 class SqlLedgerStore:
@@ -28,6 +32,7 @@ class SqlLedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._cache: dict[int, bytes] = {}
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -38,7 +43,7 @@ class SqlLedgerStore:
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                yield SqlReader(conn, self._ph)
+                yield SqlReader(conn, self._ph, self._cache)
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
 
@@ -63,23 +68,38 @@ class SqlLedgerStore:
 class SqlReader:
     """LedgerReader over one connection."""
 
-    def __init__(self, conn: Connection, ph: str) -> None:
+    def __init__(self, conn: Connection, ph: str, cache: dict[int, bytes] | None = None) -> None:
         self._conn = conn
         self._ph = ph
+        self._cache = {} if cache is None else cache
+        self._cur: Any = None
+
+    def _cursor(self) -> Any:
+        # The proof path goes straight to the driver: SQLAlchemy's result machinery costs ten
+        # times what SQLite needs to find a handful of rows by key.
+        if self._cur is None:
+            self._cur = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        return self._cur
 
     def _rows(self, sql: str, params: Any = ()) -> list[Any]:
         return list(self._conn.exec_driver_sql(sql.replace("?", self._ph), params).fetchall())
 
     def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
-        if not ids:
-            return []
-        keys = [node_key(level, index) for level, index in ids]
-        wanted = sorted(set(keys))
-        marks = ",".join([self._ph] * len(wanted))
-        rows = self._conn.exec_driver_sql(
-            f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", tuple(wanted)
-        ).fetchall()
-        found = {k: bytes(h) for k, h in rows}
+        cache = self._cache
+        keys = [(level << 48) | index for level, index in ids]
+        found = {k: cache[k] for k in keys if k in cache}
+        wanted = [k for k in set(keys) if k not in found]
+        if wanted:
+            marks = ",".join([self._ph] * len(wanted))
+            cur = self._cursor()
+            cur.execute(f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", wanted)
+            if len(cache) > _CACHE_MAX:
+                cache.clear()
+            for k, h in cur.fetchall():
+                h = bytes(h)
+                found[k] = h
+                if k >> 48 >= _CACHE_MIN_LEVEL:
+                    cache[k] = h
         try:
             return [found[k] for k in keys]
         except KeyError:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+
+# On SQLite only "INTEGER PRIMARY KEY" makes the key the rowid itself (one B-tree, not two).
+Key = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
@@ -18,7 +21,7 @@ chain_meta = Table(
 ledger_entries = Table(
     "ledger_entries",
     metadata,
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", Key, primary_key=True, autoincrement=False),
     Column("data", LargeBinary, nullable=False),
 )
 
@@ -26,7 +29,7 @@ ledger_entries = Table(
 ledger_nodes = Table(
     "ledger_nodes",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", Key, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary, nullable=False),
 )
 
@@ -34,7 +37,7 @@ ledger_nodes = Table(
 ledger_blocks = Table(
     "ledger_blocks",
     metadata,
-    Column("height", BigInteger, primary_key=True, autoincrement=False),
+    Column("height", Key, primary_key=True, autoincrement=False),
     Column("tree_size", BigInteger, nullable=False, index=True),
     Column("header", LargeBinary, nullable=False),
 )

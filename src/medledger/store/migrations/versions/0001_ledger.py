@@ -10,6 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# On SQLite only "INTEGER PRIMARY KEY" makes the key the rowid itself (one B-tree, not two).
+KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -24,17 +27,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_entries",
-        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("idx", KEY, primary_key=True, autoincrement=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "ledger_nodes",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", KEY, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "ledger_blocks",
-        sa.Column("height", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("height", KEY, primary_key=True, autoincrement=False),
         sa.Column("tree_size", sa.BigInteger, nullable=False),
         sa.Column("header", sa.LargeBinary, nullable=False),
     )
