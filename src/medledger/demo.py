@@ -62,16 +62,20 @@ def main() -> None:
     console.print(Panel.fit("MedLedger ledger demo  ·  账本演示", style="bold"))
 
     node = LedgerNode.init(data, suite="intl-v1", node="hosp-central")
-    console.print(f"1. init: chain {node.config.chain}, suite {node.suite.name}, "
-                  f"node key {node.key_id} (mode 0600), trust bundle {data / TRUST_FILE}")
+    console.print(
+        f"1. init: chain {node.config.chain}, suite {node.suite.name}, "
+        f"node key {node.key_id} (mode 0600), trust bundle {data / TRUST_FILE}"
+    )
 
     t0 = time.perf_counter()
     receipts = node.append(sample_entries(COUNT))
     took = time.perf_counter() - t0
     head = node.head()
-    console.print(f"2. appended {len(receipts):,} entries in {took:.2f}s "
-                  f"({len(receipts) / took:,.0f}/s durable) into {head.height} blocks; "
-                  f"head root {head.root.hex()[:16]}…")
+    console.print(
+        f"2. appended {len(receipts):,} entries in {took:.2f}s "
+        f"({len(receipts) / took:,.0f}/s durable) into {head.height} blocks; "
+        f"head root {head.root.hex()[:16]}…"
+    )
 
     cert = node.certificate(CERT_INDEX)
     cert_path = DEMO_DIR / f"cert-{CERT_INDEX}.json"
@@ -87,8 +91,10 @@ def main() -> None:
     doc_path = DEMO_DIR / "consistency.json"
     doc_path.write_text(json.dumps(doc, indent=2))
     newer = verify_certificate(parse_certificate(cert), trust, newer=parse_consistency(doc))
-    console.print(f"4. 500 more entries; the old certificate still proves against today's head: "
-                  f"{newer.passed[-1]}")
+    console.print(
+        f"4. 500 more entries; the old certificate still proves against today's head: "
+        f"{newer.passed[-1]}"
+    )
 
     console.print("5. audit of the live store:")
     findings = _audit(node, data)
@@ -98,7 +104,9 @@ def main() -> None:
     copy = DEMO_DIR / "tampered"
     shutil.copytree(data, copy)
     with sqlite3.connect(copy / SQLITE_FILE) as db:
-        raw = db.execute("SELECT data FROM ledger_entries WHERE idx = ?", (TAMPER_INDEX,)).fetchone()[0]
+        raw = db.execute(
+            "SELECT data FROM ledger_entries WHERE idx = ?", (TAMPER_INDEX,)
+        ).fetchone()[0]
         forged = raw.replace(b'"record.put"', b'"record.del"', 1)
         if forged == raw:
             forged = raw[:-2] + (b"0" if raw[-2:-1] != b"0" else b"1") + raw[-1:]
@@ -109,15 +117,19 @@ def main() -> None:
     for f in findings:
         console.print(f"     [red]✗ {f['kind']} {f['at']}[/]: {f['problem']}")
 
-    console.print(Panel.fit(
-        "Try it yourself:\n"
-        f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE}\n"
-        f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE} "
-        f"--consistency {doc_path}\n"
-        f"  .venv/bin/medledger audit --data {copy}      # exits 1 and names entry {TAMPER_INDEX}\n"
-        f"  .venv/bin/medledger log --data {data}\n"
-        f"  .venv/bin/medledger bench ledger --entries 100000",
-        title="summary", style="cyan"))
+    console.print(
+        Panel.fit(
+            "Try it yourself:\n"
+            f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE}\n"
+            f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE} "
+            f"--consistency {doc_path}\n"
+            f"  .venv/bin/medledger audit --data {copy}   # exits 1, names entry {TAMPER_INDEX}\n"
+            f"  .venv/bin/medledger log --data {data}\n"
+            f"  .venv/bin/medledger bench ledger --entries 100000",
+            title="summary",
+            style="cyan",
+        )
+    )
     if not findings:
         sys.exit("demo failed: the audit did not catch the tampering")
 

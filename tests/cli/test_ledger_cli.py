@@ -30,7 +30,8 @@ def test_init_writes_private_key_and_public_trust(ledger_dir: Path) -> None:
     mode = stat.S_IMODE(os.stat(ledger_dir / "node.key").st_mode)
     assert mode == 0o600
     bundle = json.loads((ledger_dir / "keys.json").read_text())
-    assert bundle["format"] == "medledger-keys/1" and len(bundle["keys"]) == 1
+    assert bundle["format"] == "medledger-keys/1"
+    assert len(bundle["keys"]) == 1
     assert "private" not in json.dumps(bundle)
 
 
@@ -47,7 +48,8 @@ def test_unknown_suite_is_usage_error(tmp_path: Path, run: Run) -> None:
     """An unknown suite exits 2, names the field, and creates nothing."""
     result = run("init", "--data", tmp_path / "x", "--suite", "rot13")
     assert result.exit_code == 2
-    assert "rot13" in result.output and "intl-v1" in result.output
+    assert "rot13" in result.output
+    assert "intl-v1" in result.output
     assert not (tmp_path / "x").exists()
 
 
@@ -106,7 +108,9 @@ def test_verify_with_wrong_trust_key_fails(ledger_dir: Path, run: Run, tmp_path:
         ('{"v":1,"type":"a.b","meta":{"blob":"' + "x" * 70000 + '"}}\n', "limit is 65536"),
     ],
 )
-def test_append_bad_input_writes_nothing(ledger_dir: Path, run: Run, stdin: str, needle: str) -> None:
+def test_append_bad_input_writes_nothing(
+    ledger_dir: Path, run: Run, stdin: str, needle: str
+) -> None:
     """One bad line, even after good ones, exits 2 with a clear message and writes nothing."""
     result = run("append", "--data", ledger_dir, input=ENTRY + "\n" + stdin)
     assert result.exit_code == 2, result.output
@@ -176,7 +180,8 @@ def test_consistency_round_trip(ledger_dir: Path, run: Run, tmp_path: Path) -> N
     bad["proof"] = list(reversed(bad["proof"]))
     doc_path.write_text(json.dumps(bad))
     fails = run("verify", cert_path, "--trust", ledger_dir / "keys.json", "--consistency", doc_path)
-    assert fails.exit_code == 1 and "consistency" in fails.output
+    assert fails.exit_code == 1
+    assert "consistency" in fails.output
 
 
 def test_consistency_from_unsigned_size(ledger_dir: Path, run: Run) -> None:
@@ -194,7 +199,8 @@ def test_audit_and_log(ledger_dir: Path, run: Run) -> None:
     assert audit.exit_code == 0, audit.output
     assert "OK" in audit.output
     log = run("log", "--data", ledger_dir)
-    assert log.exit_code == 0 and "tree size 3" in log.output
+    assert log.exit_code == 0
+    assert "tree size 3" in log.output
 
 
 def test_payload_check(ledger_dir: Path, run: Run, tmp_path: Path) -> None:
@@ -215,4 +221,5 @@ def test_payload_check(ledger_dir: Path, run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "q.json"
     bad.write_bytes(payload.replace(b"5.4", b"9.9"))
     result = run("verify", cert, "--trust", trust, "--payload", bad)
-    assert result.exit_code == 1 and "payload" in result.output
+    assert result.exit_code == 1
+    assert "payload" in result.output

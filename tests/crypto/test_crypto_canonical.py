@@ -134,6 +134,7 @@ def test_rfc8785_serialization_example() -> None:
         ({"x": math.inf}, "finite"),
         (2**53, "2**53"),
         ({"n": -(2**60)}, "2**53"),
+        ([10**5000], "2**53"),
         ({1: "non-str key"}, "string keys"),
         ({"s": "\ud800"}, "Unicode"),
         ({"\udc00": 1}, "Unicode"),

@@ -120,3 +120,33 @@ def test_from_hex_rejects(value: object, size: int | None) -> None:
         from_hex(value, field="cert.root", size=size)
     assert info.value.field == "cert.root"
     assert info.value.expected == (f"{size}-byte lowercase hex" if size else "lowercase hex")
+
+
+def test_public_api_is_pinned() -> None:
+    """medledger.crypto exports exactly this API; changing it must be deliberate."""
+    import medledger.crypto as crypto
+
+    assert sorted(crypto.__all__) == sorted(
+        [
+            "SIGNING_KEY_FORMAT",
+            "SUITES",
+            "TRUST_BUNDLE_FORMAT",
+            "Aead",
+            "HashFn",
+            "MerkleHasher",
+            "SigningKey",
+            "Suite",
+            "TrustBundle",
+            "TrustedKey",
+            "VerifyKey",
+            "canonical_bytes",
+            "from_hex",
+            "get_suite",
+            "key_id",
+            "load_trust_bundle",
+            "parse_json_object",
+            "read_signing_key",
+            "write_signing_key",
+        ]
+    )
+    assert all(hasattr(crypto, name) for name in crypto.__all__)

@@ -45,7 +45,9 @@ threading.Event().wait()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_sigkill_loses_no_acknowledged_entry(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -154,10 +154,10 @@ def test_rehash_refuses_wrong_hash_count() -> None:
     ],
     ids=["inclusion", "consistency", "root"],
 )
-def test_one_fetch_per_proof(build: object) -> None:
+def test_one_fetch_per_proof(build: Callable[[CountingReader], object]) -> None:
     """Each builder fetches all the nodes it needs in exactly one get_nodes call."""
     reader = CountingReader(_store(13))
-    build(reader)  # type: ignore[operator]
+    build(reader)
     assert len(reader.calls) == 1
 
 
@@ -213,6 +213,22 @@ def test_extend_is_all_or_nothing() -> None:
     batch = [HASHER.leaf_hash(b"a"), HASHER.leaf_hash(b"b"), b"short"]
     with pytest.raises(InputError, match=r"leaf_hashes\[2\] has 5 bytes, want 32"):
         frontier.extend(batch)
+    assert (frontier.size, frontier.hashes) == before
+
+
+def test_extend_is_all_or_nothing_when_the_input_fails() -> None:
+    """An iterable that raises midway leaves the Frontier exactly as it was."""
+    frontier = Frontier(HASHER)
+    frontier.extend(HASHER.leaf_hash(b"%d" % i) for i in range(5))
+    before = (frontier.size, frontier.hashes)
+
+    def failing() -> Iterator[bytes]:
+        yield HASHER.leaf_hash(b"a")
+        yield HASHER.leaf_hash(b"b")
+        raise RuntimeError("source failed")
+
+    with pytest.raises(RuntimeError, match="source failed"):
+        frontier.extend(failing())
     assert (frontier.size, frontier.hashes) == before
 
 

@@ -88,7 +88,8 @@ def test_tip_reloads_from_store(node: LedgerNode, tmp_path: object) -> None:
     node.close()
     with LedgerNode.open(data) as again:
         tip = again.load_tip()
-        assert tip.header == before.header and tip.frontier.root() == before.frontier.root()
+        assert tip.header == before.header
+        assert tip.frontier.root() == before.frontier.root()
         r = again.append(_entries(2))
         assert r[0].index == 21
     assert db == again.config.db

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from medledger.ledger.audit import AuditReport, Auditor
+from medledger.ledger.audit import Auditor, AuditReport
 from medledger.ledger.config import HEAD_FILE
 from medledger.ledger.node import LedgerNode
 from medledger.ledger.proof import node_key
@@ -18,8 +18,9 @@ N = 100
 
 @pytest.fixture
 def filled(tmp_path: Path, db_url: str | None) -> Iterator[LedgerNode]:
-    n = LedgerNode.init(tmp_path / "data", db=db_url, node="t", block_max_entries=10,
-                        block_max_wait_ms=0)
+    n = LedgerNode.init(
+        tmp_path / "data", db=db_url, node="t", block_max_entries=10, block_max_wait_ms=0
+    )
     for k in range(0, N, 10):
         n.append([{"v": 1, "type": "test.entry", "meta": {"n": k + i}} for i in range(10)])
     yield n
@@ -56,8 +57,11 @@ Tamper = Callable[[LedgerNode], set[tuple[str, object]]]
 
 
 def entry_bytes(n: LedgerNode) -> set[tuple[str, object]]:
-    _sql(n, "UPDATE ledger_entries SET data = :d WHERE idx = 37",
-         d=b'{"meta":{"n":99},"type":"test.entry","v":1}')
+    _sql(
+        n,
+        "UPDATE ledger_entries SET data = :d WHERE idx = 37",
+        d=b'{"meta":{"n":99},"type":"test.entry","v":1}',
+    )
     return {("entry", 37)}
 
 
@@ -76,14 +80,17 @@ def leaf_hash(n: LedgerNode) -> set[tuple[str, object]]:
 
 
 def header_field(n: LedgerNode) -> set[tuple[str, object]]:
-    _sql(n, "UPDATE ledger_blocks SET header = :h WHERE height = 4",
-         h=_block_header(n, 4).replace(b'"tree_size":40', b'"tree_size":41'))
+    _sql(
+        n,
+        "UPDATE ledger_blocks SET header = :h WHERE height = 4",
+        h=_block_header(n, 4).replace(b'"tree_size":40', b'"tree_size":41'),
+    )
     return {("signature", 4), ("block", 4)}
 
 
 def signature(n: LedgerNode) -> set[tuple[str, object]]:
     with n.reader() as r:
-        key, sig = r.get_block(6).signatures[0]
+        _key, sig = r.get_block(6).signatures[0]
     _sql(n, "UPDATE ledger_signatures SET sig = :s WHERE height = 6", s=_flip(sig, 10))
     return {("signature", 6)}
 
@@ -120,7 +127,11 @@ def truncate_entries(n: LedgerNode) -> set[tuple[str, object]]:
 def truncate_everything(n: LedgerNode) -> set[tuple[str, object]]:
     # A consistent rollback of every table: only the last-head file outside the DB can tell.
     _sql(n, "DELETE FROM ledger_entries WHERE idx >= 90")
-    _sql(n, "DELETE FROM ledger_nodes WHERE (id & 281474976710655) >= (CAST(90 AS BIGINT) >> CAST(id >> 48 AS INTEGER))")
+    _sql(
+        n,
+        "DELETE FROM ledger_nodes WHERE (id & 281474976710655) >= "
+        "(CAST(90 AS BIGINT) >> CAST(id >> 48 AS INTEGER))",
+    )
     _sql(n, "DELETE FROM ledger_signatures WHERE height = 10")
     _sql(n, "DELETE FROM ledger_blocks WHERE height = 10")
     return {("head", 10)}
@@ -133,8 +144,19 @@ def _block_header(n: LedgerNode, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     "tamper",
-    [entry_bytes, node_hash, leaf_hash, header_field, signature, delete_entry, delete_node,
-     delete_block, swap_entries, truncate_entries, truncate_everything],
+    [
+        entry_bytes,
+        node_hash,
+        leaf_hash,
+        header_field,
+        signature,
+        delete_entry,
+        delete_node,
+        delete_block,
+        swap_entries,
+        truncate_entries,
+        truncate_everything,
+    ],
 )
 def test_audit_locates_tampering(filled: LedgerNode, tamper: Tamper) -> None:
     """Each kind of tampering is found, and the finding names where it happened."""

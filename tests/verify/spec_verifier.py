@@ -6,6 +6,7 @@ the files or the code has drifted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -78,8 +79,15 @@ def verify(cert: dict[str, Any], trust: dict[str, Any], payload: bytes | None = 
     try:
         if cert["format"] != "medledger-cert/1" or cert["suite"] != trust["suite"]:
             return False
-        allowed = {"format", "suite", "entry", "leaf_index", "inclusion_proof", "header",
-                   "payload_salt"}
+        allowed = {
+            "format",
+            "suite",
+            "entry",
+            "leaf_index",
+            "inclusion_proof",
+            "header",
+            "payload_salt",
+        }
         if set(cert) - allowed or cert["header"]["v"] != 1:
             return False
         header = cert["header"]
@@ -94,10 +102,8 @@ def verify(cert: dict[str, Any], trust: dict[str, Any], payload: bytes | None = 
             salt = _hex(cert["payload_salt"])
             want = cert["entry"]["payload_hash"]
             options = [H(salt + payload).hex()]
-            try:
+            with contextlib.suppress(ValueError):
                 options.append(H(salt + rfc8785.dumps(json.loads(payload))).hex())
-            except ValueError:
-                pass
             return want in options
         return True
     except (KeyError, TypeError, ValueError):

@@ -45,7 +45,9 @@ def _ours(cert: Any, payload: bytes | None = PAYLOAD) -> bool:
 def test_golden_certificate_verifies() -> None:
     """The committed certificate, payload and consistency document all verify."""
     report = verify_certificate(
-        parse_certificate(CERT), TRUST, payload=PAYLOAD,
+        parse_certificate(CERT),
+        TRUST,
+        payload=PAYLOAD,
         newer=parse_consistency(_load("consistency.json")),
     )
     assert report.tree_size == 11

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
 from pymerkle import InmemoryTree, verify_inclusion
+
+from medledger.benchmarks.ledger import peak_rss_mib
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
             "appends_per_s": round(appends),
             "proofs_per_s": round(prove),
             "verifications_per_s": round(verify),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mib": round(peak_rss_mib(), 1),
         },
         sys.stdout,
     )

@@ -10,15 +10,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from medledger.cli.output import err_console, handle_errors, out_console, print_json, read_bytes
 from medledger.crypto.canonical import parse_json_object
 from medledger.crypto.hexcodec import from_hex
-from medledger.crypto.trust import load_trust_bundle
 from medledger.crypto.registry import SUITES
+from medledger.crypto.trust import load_trust_bundle
 from medledger.errors import AuditFailed, InvalidEntry
 from medledger.ledger.audit import Auditor
 from medledger.ledger.config import HEAD_FILE, TRUST_FILE
 from medledger.ledger.node import LedgerNode
-from medledger.cli.output import err_console, handle_errors, out_console, print_json, read_bytes
 
 DEFAULT_DATA = Path("medledger-data")
 Data = Annotated[
@@ -44,8 +44,10 @@ def init(
     ] = "intl-v1",
     db: Annotated[
         str | None,
-        typer.Option(help="Database URL (default: SQLite file in DIR), e.g. "
-                     "postgresql+psycopg://user@127.0.0.1:5432/medledger."),
+        typer.Option(
+            help="Database URL (default: SQLite file in DIR), e.g. "
+            "postgresql+psycopg://user@127.0.0.1:5432/medledger."
+        ),
     ] = None,
     node: Annotated[str | None, typer.Option(help="Node name (default: host name).")] = None,
     max_entry_bytes: Annotated[
@@ -79,7 +81,9 @@ def init(
 def append(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="FILE...", help="Files of JSON entries, one per line (default: standard input)."),
+        typer.Argument(
+            metavar="FILE...", help="Files of JSON entries, one per line (default: standard input)."
+        ),
     ] = None,
     data: Data = DEFAULT_DATA,
 ) -> None:
@@ -108,10 +112,12 @@ def append(
         out = sys.stdout
         for fut in futures:
             receipts = fut.result()
-            out.write("".join(
-                f'{{"index":{r.index},"entry_hash":"{r.entry_hash}","height":{r.height}}}\n'
-                for r in receipts
-            ))
+            out.write(
+                "".join(
+                    f'{{"index":{r.index},"entry_hash":"{r.entry_hash}","height":{r.height}}}\n'
+                    for r in receipts
+                )
+            )
             out.flush()
 
 
@@ -157,8 +163,12 @@ def audit(
     with LedgerNode.open(data) as ledger:
         bundle = load_trust_bundle(trust) if trust else ledger.trust
         with Progress(
-            TextColumn("auditing"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} entries"),
-            TimeRemainingColumn(), console=err_console, transient=True,
+            TextColumn("auditing"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} entries"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
             disable=json_out or not err_console.is_terminal,
         ) as bar:
             task = bar.add_task("audit", total=None)
@@ -208,7 +218,10 @@ def log(
     table = Table("height", "tree size", "time (UTC)", "root", "signed by")
     for h in reversed(headers):
         table.add_row(
-            str(h.height), f"{h.tree_size:,}", h.ts, h.root.hex()[:16] + "…",
+            str(h.height),
+            f"{h.tree_size:,}",
+            h.ts,
+            h.root.hex()[:16] + "…",
             ", ".join(s.key_id for s in h.signatures),
         )
     out_console.print(table)

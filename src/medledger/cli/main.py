@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,7 +43,6 @@ def _root(
 ledger_cmds.register(app)
 verify_cmds.register(app)
 app.add_typer(bench.app, name="bench")
-
 
 
 def main() -> None:

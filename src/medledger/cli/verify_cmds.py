@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from medledger.cli.output import handle_errors, out_console, print_json, read_bytes, read_json_document
+from medledger.cli.output import (
+    handle_errors,
+    out_console,
+    print_json,
+    read_bytes,
+    read_json_document,
+)
 from medledger.crypto.trust import load_trust_bundle
 from medledger.errors import VerificationFailed
 from medledger.verify.certificate import (

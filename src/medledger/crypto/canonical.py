@@ -125,6 +125,12 @@ def canonical_bytes(obj: Any) -> bytes:
             field="entry",
             expected="a JSON value nested less deeply",
         ) from None
+    except ValueError:  # e.g. an integer too long even to print in rfc8785's error message
+        raise InvalidEntry(
+            "entry is not canonical JSON: a number is out of range",
+            field="entry",
+            expected="integers between -(2**53 - 1) and 2**53 - 1",
+        ) from None
 
 
 # A \uXXXX escape of a surrogate; only then can json.loads produce a lone surrogate.

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from medledger.crypto.canonical import canonical_bytes
-from medledger.crypto.trust import TrustBundle
 from medledger.crypto.rfc6962 import MerkleHasher
 from medledger.crypto.suite import Suite
+from medledger.crypto.trust import TrustBundle
 from medledger.errors import MedLedgerError
 from medledger.ledger.compact import Frontier
 from medledger.ledger.sqlstore import SqlReader
@@ -178,29 +178,42 @@ class Auditor:
         while ri < len(roots) and roots[ri][0] == 0:
             self._check_root(frontier, roots[ri])
             ri += 1
-        entries = self.r.iter_entries()
-        pending = next(entries, None)
+        batches = self.r.entry_batches(0, _BATCH)
+        rows: list[Any] = []
+        pos_in_rows = 0
         start = 0
         while start < final:
             end = min(start + _BATCH, final)
             stored = self._stored_nodes(start, end)
             leaves: list[bytes] = []
-            for i in range(start, end):
-                if pending is not None and pending[0] == i:
-                    leaves.append(leaf_hash(pending[1]))
-                    pending = next(entries, None)
+            i = start
+            while i < end:
+                if pos_in_rows >= len(rows):
+                    rows, pos_in_rows = next(batches, []), 0
+                    if not rows:
+                        rows = [(final + 1, b"")]  # sentinel: everything left is missing
+                idx, data = rows[pos_in_rows]
+                if idx == i:
+                    leaves.append(leaf_hash(data))
+                    pos_in_rows += 1
+                elif idx > i:
+                    rep.add("entry", i, "entry is missing")
+                    self._tainted.append((i, i + 1))
+                    leaves.append(stored.get(i, ZERO_HASH))
+                else:  # cannot happen with a primary key; guard against a broken backend
+                    pos_in_rows += 1
                     continue
-                rep.add("entry", i, "entry is missing")
-                self._tainted.append((i, i + 1))
-                leaves.append(stored.get((0, i), ZERO_HASH))
+                i += 1
             # Cut at block boundaries inside the batch so every block root is checked.
             pos = start
             while pos < end:
-                stop = end
-                if ri < len(roots) and roots[ri][0] <= end:
-                    stop = roots[ri][0]
-                for level, index, h in frontier.extend(leaves[pos - start : stop - start]):
-                    self._check_node(level, index, h, stored)
+                stop = roots[ri][0] if ri < len(roots) and roots[ri][0] <= end else end
+                completed = frontier.extend(leaves[pos - start : stop - start])
+                rep.nodes += len(completed)
+                get = stored.get
+                for level, index, h in completed:
+                    if get((level << 48) | index) != h:
+                        self._mismatch(level, index, h, stored)
                 pos = stop
                 while ri < len(roots) and roots[ri][0] == frontier.size:
                     self._check_root(frontier, roots[ri])
@@ -209,38 +222,34 @@ class Auditor:
             if self.progress is not None:
                 self.progress(end, final)
             start = end
-        while pending is not None:
-            rep.add("entry", pending[0], "entry is not covered by any signed head")
-            pending = next(entries, None)
+        for batch in [rows[pos_in_rows:], *batches]:
+            for idx, _ in batch:
+                if (idx < final + 1 or batch is not rows) and idx >= final:
+                    rep.add("entry", idx, "entry is not covered by any signed head")
         self._check_node_count(final)
 
-    def _stored_nodes(self, start: int, end: int) -> dict[tuple[int, int], bytes]:
-        """Fetch the stored nodes completed by leaves [start, end)."""
-        out: dict[tuple[int, int], bytes] = {}
+    def _stored_nodes(self, start: int, end: int) -> dict[int, bytes]:
+        """Fetch the stored nodes completed by leaves [start, end), keyed by node key."""
+        out: dict[int, bytes] = {}
         level = 0
         while (1 << level) <= end:
             lo = max(0, ((start + 1 + (1 << level) - 1) >> level) - 1)
             hi = (end >> level) - 1
             if hi >= lo:
-                for index, h in self.r.get_node_range(level, lo, hi):
-                    out[(level, index)] = h
+                base = level << 48
+                out.update(self.r.node_rows(base + lo, base + hi))
             level += 1
         return out
 
-    def _check_node(
-        self, level: int, index: int, h: bytes, stored: dict[tuple[int, int], bytes]
-    ) -> None:
-        self.report.nodes += 1
-        got = stored.get((level, index))
-        if got == h:
-            return
+    def _mismatch(self, level: int, index: int, h: bytes, stored: dict[int, bytes]) -> None:
+        got = stored.get((level << 48) | index)
         lo, hi = index << level, (index + 1) << level
         if any(a < hi and lo < b for a, b in self._tainted):
             return  # follows from a problem already reported below this node
         if level == 0:
             problem = "entry bytes do not hash to the stored leaf hash"
-            parent = stored.get((1, index >> 1))
-            sib = stored.get((0, index ^ 1))
+            parent = stored.get((1 << 48) | (index >> 1))
+            sib = stored.get(index ^ 1)
             if got is None:
                 problem = "stored leaf hash is missing"
             elif parent is not None and sib is not None:

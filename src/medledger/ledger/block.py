@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from medledger.crypto.trust import TrustBundle
 from medledger.crypto.rfc6962 import MerkleHasher
 from medledger.crypto.suite import SigningKey, Suite
+from medledger.crypto.trust import TrustBundle
 from medledger.errors import ProofInvalid, SignatureInvalid
 from medledger.ledger.compact import Frontier
 from medledger.ledger.proof import node_key
@@ -104,9 +104,7 @@ class BlockBuilder:
         return unsigned.with_signatures((Signature(self.key_id, sig),))
 
 
-def validate_block(
-    suite: Suite, trust: TrustBundle, tip: ChainTip, block: Block
-) -> ChainTip:
+def validate_block(suite: Suite, trust: TrustBundle, tip: ChainTip, block: Block) -> ChainTip:
     """Recompute ``block`` on ``tip`` and check every rule; return the new tip.
 
     Checks the height and prev link, that the entries rebuild the stated tree size and root,
@@ -116,9 +114,7 @@ def validate_block(
     h = block.header
     want_height = tip.header.height + 1
     if h.height != want_height:
-        raise ProofInvalid(
-            f"block height {h.height}, expected {want_height}", check="block.height"
-        )
+        raise ProofInvalid(f"block height {h.height}, expected {want_height}", check="block.height")
     if h.prev != tip.header_hash:
         raise ProofInvalid(
             f"block {h.height} prev {h.prev.hex()} does not match header hash "
@@ -132,8 +128,7 @@ def validate_block(
     frontier.extend([hasher.leaf_hash(e) for e in block.entries])
     if frontier.size != h.tree_size or block.first_index != tip.frontier.size:
         raise ProofInvalid(
-            f"block {h.height} states tree size {h.tree_size}, its entries make "
-            f"{frontier.size}",
+            f"block {h.height} states tree size {h.tree_size}, its entries make {frontier.size}",
             check="block.tree_size",
         )
     root = frontier.root()

@@ -88,7 +88,8 @@ class Frontier:
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[NodeRow]:
         """Append leaf hashes in order; return every completed node, each in completion order.
 
-        All or nothing: if a hash has the wrong length, the frontier is left unchanged.
+        All or nothing: if a hash has the wrong length (or ``leaf_hashes`` raises), the frontier
+        is left unchanged.
         """
         # The hot path of every append: bind everything to locals and allocate only the rows.
         node_hash = self._hasher.node_hash
@@ -99,20 +100,23 @@ class Frontier:
         out: list[NodeRow] = []
         emit = out.append
         n = self._size
-        for h in leaf_hashes:
-            if len(h) != digest_size:
-                self._hashes = saved
-                _check_hash(self._hasher, h, f"leaf_hashes[{n - self._size}]")
-            emit((0, n, h))
-            # Each trailing 1 bit of n is a same-sized subtree on the left waiting for a partner.
-            i, level = n, 0
-            while i & 1:
-                i >>= 1
-                level += 1
-                h = node_hash(pop(), h)
-                emit((level, i, h))
-            push(h)
-            n += 1
+        try:
+            for h in leaf_hashes:
+                if len(h) != digest_size:
+                    _check_hash(self._hasher, h, f"leaf_hashes[{n - self._size}]")
+                emit((0, n, h))
+                # Each trailing 1 bit of n is a same-sized subtree on the left awaiting a partner.
+                i, level = n, 0
+                while i & 1:
+                    i >>= 1
+                    level += 1
+                    h = node_hash(pop(), h)
+                    emit((level, i, h))
+                push(h)
+                n += 1
+        except BaseException:
+            self._hashes = saved
+            raise
         self._size = n
         return out
 

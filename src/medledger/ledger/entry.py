@@ -23,7 +23,9 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _STRINGS = ("inst", "ref", "subject")
 
 
-def validate_entry(obj: Any, *, max_bytes: int = DEFAULT_MAX_ENTRY_BYTES, where: str = "entry") -> bytes:
+def validate_entry(
+    obj: Any, *, max_bytes: int = DEFAULT_MAX_ENTRY_BYTES, where: str = "entry"
+) -> bytes:
     """Check an entry's shape and size and return its RFC 8785 canonical bytes.
 
     Requires ``v`` = 1 and a dotted lowercase ``type`` such as ``record.put``. Optional members:

@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import Any
 
 from medledger.crypto.keys import key_id, read_signing_key, write_signing_key
-from medledger.crypto.trust import TrustBundle, TrustedKey, load_trust_bundle
 from medledger.crypto.registry import get_suite
 from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.trust import TrustBundle, TrustedKey, load_trust_bundle
 from medledger.errors import LedgerExists, StateError
 from medledger.ledger import certificate as certs
 from medledger.ledger.block import Block, BlockBuilder, ChainTip, Clock
@@ -85,9 +85,7 @@ def _write_head(path: Path, header: SignedHeader) -> None:
 class LedgerNode:
     """Open ledger: append entries, issue certificates and proofs, audit the store."""
 
-    def __init__(
-        self, data_dir: Path, config: NodeConfig, *, clock: Clock = time.time
-    ) -> None:
+    def __init__(self, data_dir: Path, config: NodeConfig, *, clock: Clock = time.time) -> None:
         self.data_dir = data_dir
         self.config = config
         self.suite = get_suite(config.suite)
@@ -142,8 +140,12 @@ class LedgerNode:
         with store.writer() as w:
             w.set_meta("chain", chain)
             w.set_meta("suite", suite)
-            w.add_block(0, 0, genesis.header.signing_bytes(),
-                        [(s.key_id, s.sig) for s in genesis.header.signatures])
+            w.add_block(
+                0,
+                0,
+                genesis.header.signing_bytes(),
+                [(s.key_id, s.sig) for s in genesis.header.signatures],
+            )
         store.dispose()
         write_config(data_dir, config)
         return cls(data_dir, config, clock=clock)
@@ -166,7 +168,10 @@ class LedgerNode:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

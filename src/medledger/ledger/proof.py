@@ -112,24 +112,25 @@ def _path(index: int, size: int, level: int) -> Nodes:
     # Below ``inner`` the node and the last leaf sit in different subtrees, so every sibling
     # exists; at and above it the node is on the right edge and has only left siblings.
     inner = (index ^ last).bit_length()
-    ids: list[NodeID] = []
+    # Siblings below the top inner one lie wholly left of the last leaf, so are complete.
+    ids = [(level + i, (index >> i) ^ 1) for i in range(inner - 1)]
     begin = end = 0
     ephem: NodeID = (0, 0)
-    for i in range(inner):
-        sibling = (index >> i) ^ 1
-        lvl = level + i
-        if ((sibling + 1) << lvl) <= size:
-            ids.append((lvl, sibling))
-            continue
-        # Only the top inner sibling can hold the last leaf, and only it can be incomplete.
-        begin = len(ids)
+    if inner:
+        # The top inner sibling holds the last leaf, so it may be incomplete ("ephemeral"); then
+        # it is rebuilt from the perfect subtrees that make it up.
+        lvl, sibling = level + inner - 1, (index >> (inner - 1)) ^ 1
         start = sibling << lvl
-        ids.extend((lv, (start >> lv) + j) for lv, j in compact_range_ids(size - start))
-        end = len(ids)
-        ephem = (lvl, sibling)
-    for i in range(inner, last.bit_length()):
-        if (index >> i) & 1:
-            ids.append((level + i, (index >> i) - 1))
+        if size - start >= 1 << lvl:
+            ids.append((lvl, sibling))
+        else:
+            begin = len(ids)
+            ids.extend((lv, (start >> lv) + j) for lv, j in compact_range_ids(size - start))
+            end = len(ids)
+            ephem = (lvl, sibling)
+    ids.extend(
+        (level + i, (index >> i) - 1) for i in range(inner, last.bit_length()) if (index >> i) & 1
+    )
     return Nodes(tuple(ids), begin, end, ephem)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.errors import NotFound, StateError, StorageError
-from medledger.ledger.proof import NodeID, node_key
+from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
 
 _STREAM_BATCH = 20_000
@@ -182,7 +182,9 @@ class SqlReader:
     def _stream(self, select: str, key: str, start: int) -> Iterator[tuple[int, bytes]]:
         # Keyset pagination: bounded memory on both backends, no server-side cursor needed.
         last = start - 1
-        sql = f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {_STREAM_BATCH}".replace("?", self._ph)
+        sql = f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {_STREAM_BATCH}".replace(
+            "?", self._ph
+        )
         while True:
             rows = self._conn.exec_driver_sql(sql, (last,)).fetchall()
             if not rows:
@@ -194,11 +196,33 @@ class SqlReader:
     def get_node_range(self, level: int, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """Return ``(index, hash)`` of stored nodes at ``level`` with lo <= index <= hi."""
         base = level << 48
-        rows = self._rows(
-            "SELECT id, hash FROM ledger_nodes WHERE id BETWEEN ? AND ? ORDER BY id",
-            (base + lo, base + min(hi, (1 << 48) - 1)),
+        return [(k - base, h) for k, h in self.node_rows(base + lo, base + min(hi, (1 << 48) - 1))]
+
+    def node_rows(self, lo_key: int, hi_key: int) -> list[tuple[int, bytes]]:
+        """Return raw ``(node_key, hash)`` rows with lo_key <= key <= hi_key, in key order."""
+        cur = self._cursor()
+        cur.execute(
+            f"SELECT id, hash FROM ledger_nodes WHERE id BETWEEN {self._ph} AND {self._ph} "
+            "ORDER BY id",
+            (lo_key, hi_key),
         )
-        return [(int(k) - base, bytes(h)) for k, h in rows]
+        return [(k, bytes(h)) for k, h in cur.fetchall()]
+
+    def entry_batches(self, start: int = 0, size: int = _STREAM_BATCH) -> Iterator[list[Any]]:
+        """Yield lists of ``(index, data)`` rows in index order, ``size`` rows at a time."""
+        cur = self._cursor()
+        sql = (
+            f"SELECT idx, data FROM ledger_entries WHERE idx >= {self._ph} ORDER BY idx "
+            f"LIMIT {int(size)}"
+        )
+        nxt = start
+        while True:
+            cur.execute(sql, (nxt,))
+            rows = cur.fetchall()
+            if not rows:
+                return
+            yield rows
+            nxt = rows[-1][0] + 1
 
     def node_count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM ledger_nodes")[0][0])
@@ -229,9 +253,7 @@ class SqlWriter:
     def _many(self, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
             marks = ",".join([self._ph] * len(rows[0]))
-            self._conn.exec_driver_sql(
-                f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows)
-            )
+            self._conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
     def add_entries(self, rows: Sequence[tuple[int, bytes]]) -> None:
         self._many("ledger_entries", "idx, data", rows)
@@ -243,7 +265,9 @@ class SqlWriter:
         self, height: int, tree_size: int, header: bytes, signatures: Sequence[tuple[str, bytes]]
     ) -> None:
         self._many("ledger_blocks", "height, tree_size, header", [(height, tree_size, header)])
-        self._many("ledger_signatures", "height, key_id, sig", [(height, k, s) for k, s in signatures])
+        self._many(
+            "ledger_signatures", "height, key_id, sig", [(height, k, s) for k, s in signatures]
+        )
 
     def add_signature(self, height: int, key_id: str, sig: bytes) -> None:
         self._many("ledger_signatures", "height, key_id, sig", [(height, key_id, sig)])

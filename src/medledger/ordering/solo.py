@@ -114,7 +114,7 @@ class SoloOrderer:
         try:
             block, tip = self._builder.propose(self._tip, batch)
             self._committer.commit(block)
-        except BaseException as exc:  # noqa: BLE001 - every waiter must learn of the failure
+        except BaseException as exc:
             err = exc if isinstance(exc, MedLedgerError) else StorageError(f"commit failed: {exc}")
             for req, _ in parts:
                 if not req.future.done():
@@ -131,9 +131,7 @@ class SoloOrderer:
                 pos += n
                 index += n
                 continue
-            req.receipts.extend(
-                Receipt(index + i, leaves[pos + i].hex(), height) for i in range(n)
-            )
+            req.receipts.extend(Receipt(index + i, leaves[pos + i].hex(), height) for i in range(n))
             pos += n
             index += n
             if len(req.receipts) == len(req.entries):

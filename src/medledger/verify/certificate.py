@@ -6,16 +6,17 @@ This module (with the rest of ``verify/``) imports nothing but ``medledger.crypt
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.hexcodec import from_hex
-from medledger.crypto.trust import TrustBundle
 from medledger.crypto.registry import get_suite
 from medledger.crypto.rfc6962 import MerkleHasher
 from medledger.crypto.suite import Suite
+from medledger.crypto.trust import TrustBundle
 from medledger.errors import (
     InputError,
     MalformedDocument,
@@ -29,7 +30,15 @@ from medledger.verify.merkle import verify_consistency, verify_inclusion
 
 CERT_FORMAT = "medledger-cert/1"
 CONSISTENCY_FORMAT = "medledger-consistency/1"
-_CERT_FIELDS = {"format", "suite", "entry", "leaf_index", "inclusion_proof", "header", "payload_salt"}
+_CERT_FIELDS = {
+    "format",
+    "suite",
+    "entry",
+    "leaf_index",
+    "inclusion_proof",
+    "header",
+    "payload_salt",
+}
 _CONS_FIELDS = {"format", "suite", "from", "to", "proof"}
 
 
@@ -127,7 +136,11 @@ def verify_certificate(
     report.leaf_hash = leaf.hex()
     try:
         verify_inclusion(
-            hasher, cert.leaf_index, cert.header.tree_size, leaf, cert.inclusion_proof,
+            hasher,
+            cert.leaf_index,
+            cert.header.tree_size,
+            leaf,
+            cert.inclusion_proof,
             cert.header.root,
         )
     except VerificationFailed:
@@ -219,10 +232,9 @@ def _check_payload(suite: Suite, cert: Certificate, payload: bytes) -> None:
             expected="hex salt",
         )
     candidates = [payload]
-    try:  # a JSON payload is hashed in canonical form, whatever its whitespace in the file
+    # A JSON payload is hashed in canonical form, whatever its whitespace in the file.
+    with contextlib.suppress(ValueError, MedLedgerError):
         candidates.append(canonical_bytes(json.loads(payload)))
-    except (ValueError, MedLedgerError):
-        pass
     for body in candidates:
         if suite.hash(cert.payload_salt + body).hex() == want:
             return

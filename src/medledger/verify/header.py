@@ -13,8 +13,8 @@ from typing import Any
 
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.hexcodec import from_hex
-from medledger.crypto.trust import TrustBundle
 from medledger.crypto.suite import Suite
+from medledger.crypto.trust import TrustBundle
 from medledger.errors import MalformedDocument, SignatureInvalid
 
 HEADER_VERSION = 1

@@ -1,6 +1,6 @@
 """Regenerate the golden certificate files (run once; the test suite verifies the output).
 
-    .venv/bin/python tests/data/golden/make_golden.py
+.venv/bin/python tests/data/golden/make_golden.py
 """
 
 from __future__ import annotations
@@ -20,13 +20,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         node = LedgerNode.init(Path(tmp) / "d", node="hosp-central", block_max_wait_ms=0)
         salt = bytes.fromhex("9a3c5e7f11223344556677889900aabb")
-        payload = {"resourceType": "Observation", "status": "final",
-                   "code": {"coding": [{"system": "urn:hosp-central:lis", "code": "HGB"}]},
-                   "valueQuantity": {"value": 135, "unit": "g/L"}}
-        entries = [{"v": 1, "type": "record.put", "inst": "hosp-central",
-                    "ts": f"2026-11-22T08:0{i}:00Z", "ref": f"Observation/{i}/_history/1",
-                    "subject": hashlib.sha256(f"demo-{i}".encode()).hexdigest()}
-                   for i in range(6)]
+        payload = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "urn:hosp-central:lis", "code": "HGB"}]},
+            "valueQuantity": {"value": 135, "unit": "g/L"},
+        }
+        entries = [
+            {
+                "v": 1,
+                "type": "record.put",
+                "inst": "hosp-central",
+                "ts": f"2026-11-22T08:0{i}:00Z",
+                "ref": f"Observation/{i}/_history/1",
+                "subject": hashlib.sha256(f"demo-{i}".encode()).hexdigest(),
+            }
+            for i in range(6)
+        ]
         entries[5]["payload_hash"] = hashlib.sha256(salt + canonical_bytes(payload)).hexdigest()
         node.append(entries[:3])
         node.append(entries[3:])
@@ -43,8 +53,13 @@ def main() -> None:
         "header_signed_bytes_utf8": canonical_bytes(header).decode(),
         "header_hash": hashlib.sha256(canonical_bytes(header)).hexdigest(),
     }
-    for name, obj in [("cert.json", cert), ("keys.json", trust), ("consistency.json", cons),
-                      ("payload.json", payload), ("trace.json", trace)]:
+    for name, obj in [
+        ("cert.json", cert),
+        ("keys.json", trust),
+        ("consistency.json", cons),
+        ("payload.json", payload),
+        ("trace.json", trace),
+    ]:
         (HERE / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
