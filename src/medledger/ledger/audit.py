@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medledger.crypto.canonical import canonical_bytes
-from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.suite import Suite
 from medledger.crypto.trust import TrustBundle
 from medledger.errors import MedLedgerError
@@ -78,7 +78,7 @@ class Auditor:
         self.r = reader
         self.suite = suite
         self.trust = trust
-        self.hasher = MerkleHasher(suite.hash)
+        self.hasher = hasher_for(suite)
         self.head_file = head_file
         self.progress = progress
         self.report = AuditReport()

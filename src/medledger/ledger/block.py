@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.suite import SigningKey, Suite
 from medledger.crypto.trust import TrustBundle
 from medledger.errors import ProofInvalid, SignatureInvalid
@@ -60,7 +60,7 @@ class BlockBuilder:
         clock: Clock = time.time,
     ) -> None:
         self.suite = suite
-        self.hasher = MerkleHasher(suite.hash)
+        self.hasher = hasher_for(suite)
         self._key = key
         self.key_id = key_id
         self.chain = chain
@@ -123,7 +123,7 @@ def validate_block(suite: Suite, trust: TrustBundle, tip: ChainTip, block: Block
         )
     if h.chain != tip.header.chain:
         raise ProofInvalid(f"block {h.height} is for chain {h.chain}", check="block.chain")
-    hasher = MerkleHasher(suite.hash)
+    hasher = hasher_for(suite)
     frontier = tip.frontier.copy()
     frontier.extend([hasher.leaf_hash(e) for e in block.entries])
     if frontier.size != h.tree_size or block.first_index != tip.frontier.size:

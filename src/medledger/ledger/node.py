@@ -18,7 +18,7 @@ from typing import Any
 
 from medledger.crypto.keys import key_id, read_signing_key, write_signing_key
 from medledger.crypto.registry import get_suite
-from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.trust import TrustBundle, TrustedKey, load_trust_bundle
 from medledger.errors import LedgerExists, StateError
 from medledger.ledger import certificate as certs
@@ -89,7 +89,7 @@ class LedgerNode:
         self.data_dir = data_dir
         self.config = config
         self.suite = get_suite(config.suite)
-        self.hasher = MerkleHasher(self.suite.hash)
+        self.hasher = hasher_for(self.suite)
         self.trust = load_trust_bundle(data_dir / TRUST_FILE)
         suite, self._key, self.key_id, _ = read_signing_key(data_dir / KEY_FILE)
         if suite.name != config.suite:

@@ -18,12 +18,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from medledger.errors import NotFound, StateError, StorageError
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
+from medledger.ledger.tree import Memo
 
 _STREAM_BATCH = 20_000
 # Complete-subtree hashes never change once written, so they can be cached without
 # invalidation. Levels below this are too many and too random to be worth it.
-_CACHE_MIN_LEVEL = 4
-_CACHE_MAX = 200_000
+_CACHE_MIN_LEVEL = 3
+_CACHE_MAX = 300_000
 
 
 class SqlLedgerStore:
@@ -33,6 +34,7 @@ class SqlLedgerStore:
         self.engine = engine
         self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._cache: dict[int, bytes] = {}
+        self.memo: Memo = {}  # right-edge hashes per tree size, for proofs (see tree.py)
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -43,7 +45,7 @@ class SqlLedgerStore:
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                yield SqlReader(conn, self._ph, self._cache)
+                yield SqlReader(conn, self._ph, self._cache, self.memo)
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
 
@@ -68,10 +70,17 @@ class SqlLedgerStore:
 class SqlReader:
     """LedgerReader over one connection."""
 
-    def __init__(self, conn: Connection, ph: str, cache: dict[int, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        ph: str,
+        cache: dict[int, bytes] | None = None,
+        memo: Memo | None = None,
+    ) -> None:
         self._conn = conn
         self._ph = ph
         self._cache = {} if cache is None else cache
+        self.memo: Memo = {} if memo is None else memo
         self._cur: Any = None
 
     def _cursor(self) -> Any:
@@ -87,8 +96,14 @@ class SqlReader:
     def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
         cache = self._cache
         keys = [(level << 48) | index for level, index in ids]
-        found = {k: cache[k] for k in keys if k in cache}
-        wanted = [k for k in set(keys) if k not in found]
+        found = {}
+        wanted = []
+        for k in keys:
+            h = cache.get(k)
+            if h is None:
+                wanted.append(k)
+            else:
+                found[k] = h
         if wanted:
             marks = ",".join([self._ph] * len(wanted))
             cur = self._cursor()

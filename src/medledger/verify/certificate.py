@@ -14,7 +14,7 @@ from typing import Any
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.hexcodec import from_hex
 from medledger.crypto.registry import get_suite
-from medledger.crypto.rfc6962 import MerkleHasher
+from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.suite import Suite
 from medledger.crypto.trust import TrustBundle
 from medledger.errors import (
@@ -131,7 +131,7 @@ def verify_certificate(
         f"header at height {cert.header.height} signed by {', '.join(signers)} "
         f"(quorum {trust.quorum})"
     )
-    hasher = MerkleHasher(suite.hash)
+    hasher = hasher_for(suite)
     leaf = hasher.leaf_hash(_canonical_entry(cert.entry))
     report.leaf_hash = leaf.hex()
     try:
@@ -206,7 +206,7 @@ def _consistent(
         raise ProofInvalid("the two heads belong to different chains", check="consistency")
     try:
         verify_consistency(
-            MerkleHasher(suite.hash), old.tree_size, new.tree_size, proof, old.root, new.root
+            hasher_for(suite), old.tree_size, new.tree_size, proof, old.root, new.root
         )
     except VerificationFailed as exc:
         raise ProofInvalid(exc.message, check="consistency") from exc

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from medledger.crypto.rfc6962 import MerkleHasher
 from medledger.errors import ProofInvalid, RootMismatch
 
+_NODE = b"\x01"
+
 __all__ = [
     "root_from_consistency_proof",
     "root_from_inclusion_proof",
@@ -39,8 +41,16 @@ def root_from_inclusion_proof(
     _check_len(hasher, leaf_hash, "leaf hash", "inclusion")
     inner, border = _decompose(index, size)
     _check_proof(hasher, proof, inner + border, "inclusion")
-    node_hash = hasher.node_hash
     h = leaf_hash
+    new = hasher.new
+    if new is not None:  # the hot path: hash inline, one C call per node
+        for i in range(inner):
+            p = proof[i]
+            h = new(_NODE + p + h).digest() if (index >> i) & 1 else new(_NODE + h + p).digest()
+        for i in range(inner, inner + border):
+            h = new(_NODE + proof[i] + h).digest()
+        return h
+    node_hash = hasher.node_hash
     for i in range(inner):
         h = node_hash(proof[i], h) if (index >> i) & 1 else node_hash(h, proof[i])
     for i in range(inner, inner + border):
@@ -175,3 +185,4 @@ def _check_proof(hasher: MerkleHasher, proof: Sequence[bytes], want: int, check:
             raise ProofInvalid(
                 f"proof hash {i} has {len(h)} bytes, want {size}", check=check, index=i, got=len(h)
             )
+
