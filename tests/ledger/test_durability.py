@@ -68,7 +68,9 @@ def test_sigkill_loses_no_acknowledged_entry(
         )
         assert proc.stdout is not None
         lines: list[bytes] = []
-        reader = threading.Thread(target=lambda p=proc: lines.extend(p.stdout), daemon=True)
+        reader = threading.Thread(
+            target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True
+        )
         reader.start()
         # Kill at a random instant *while* it appends: first wait for its first receipt.
         deadline = time.monotonic() + 60

@@ -185,4 +185,3 @@ def _check_proof(hasher: MerkleHasher, proof: Sequence[bytes], want: int, check:
             raise ProofInvalid(
                 f"proof hash {i} has {len(h)} bytes, want {size}", check=check, index=i, got=len(h)
             )
-
