@@ -223,3 +223,25 @@ def test_payload_check(ledger_dir: Path, run: Run, tmp_path: Path) -> None:
     result = run("verify", cert, "--trust", trust, "--payload", bad)
     assert result.exit_code == 1
     assert "payload" in result.output
+
+
+def test_sm_suite_round_trip(tmp_path: Path, run: Run) -> None:
+    """The sm-v1 chain appends, certifies, verifies and audits with SM3/SM2."""
+    data = tmp_path / "sm"
+    assert (
+        run("init", "--data", data, "--suite", "sm-v1", "--block-max-wait-ms", "0").exit_code == 0
+    )
+    bundle = json.loads((data / "keys.json").read_text())
+    assert bundle["suite"] == "sm-v1"
+    assert bundle["keys"][0]["alg"] == "sm2-sm3"
+    assert run("append", "--data", data, input=(ENTRY + "\n") * 4).exit_code == 0
+    cert = json.loads(run("cert", "--data", data, "2").output)
+    assert cert["suite"] == "sm-v1"
+    assert len(cert["header"]["signatures"][0]["sig"]) == 128
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cert))
+    assert run("verify", path, "--trust", data / "keys.json").exit_code == 0
+    assert run("audit", "--data", data).exit_code == 0
+    cert["entry"]["ref"] = "Observation/9/_history/1"
+    path.write_text(json.dumps(cert))
+    assert run("verify", path, "--trust", data / "keys.json").exit_code == 1

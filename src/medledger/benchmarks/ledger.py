@@ -103,6 +103,9 @@ def run(
         size = head.tree_size
         rnd = random.Random(9162)
         picks = [rnd.randrange(size) for _ in range(min(samples, size))]
+        t0 = time.perf_counter()
+        result["cache_warm_nodes"] = ledger.warm_cache()
+        result["cache_warm_s"] = round(time.perf_counter() - t0, 3)
         # 3. Inclusion proofs at the final size, through the store's read path: one at a
         #    time (a certificate request) and in batches of PROOF_BATCH (bulk export).
         with ledger.reader() as reader:

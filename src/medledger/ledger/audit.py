@@ -178,32 +178,28 @@ class Auditor:
         while ri < len(roots) and roots[ri][0] == 0:
             self._check_root(frontier, roots[ri])
             ri += 1
-        batches = self.r.entry_batches(0, _BATCH)
-        rows: list[Any] = []
-        pos_in_rows = 0
+        new = self.hasher.new
         start = 0
         while start < final:
             end = min(start + _BATCH, final)
             stored = self._stored_nodes(start, end)
-            leaves: list[bytes] = []
-            i = start
-            while i < end:
-                if pos_in_rows >= len(rows):
-                    rows, pos_in_rows = next(batches, []), 0
-                    if not rows:
-                        rows = [(final + 1, b"")]  # sentinel: everything left is missing
-                idx, data = rows[pos_in_rows]
-                if idx == i:
-                    leaves.append(leaf_hash(data))
-                    pos_in_rows += 1
-                elif idx > i:
+            rows = self.r.entry_range(start, end)
+            if len(rows) == end - start:  # the normal case: every entry present, in order
+                if new is not None:
+                    leaves = [new(b"\x00" + d).digest() for _, d in rows]
+                else:
+                    leaves = [leaf_hash(d) for _, d in rows]
+            else:
+                have = dict(rows)
+                leaves = []
+                for i in range(start, end):
+                    data = have.get(i)
+                    if data is not None:
+                        leaves.append(leaf_hash(data))
+                        continue
                     rep.add("entry", i, "entry is missing")
                     self._tainted.append((i, i + 1))
                     leaves.append(stored.get(i, ZERO_HASH))
-                else:  # cannot happen with a primary key; guard against a broken backend
-                    pos_in_rows += 1
-                    continue
-                i += 1
             # Cut at block boundaries inside the batch so every block root is checked.
             pos = start
             while pos < end:
@@ -222,10 +218,9 @@ class Auditor:
             if self.progress is not None:
                 self.progress(end, final)
             start = end
-        for batch in [rows[pos_in_rows:], *batches]:
+        for batch in self.r.entry_batches(final):
             for idx, _ in batch:
-                if (idx < final + 1 or batch is not rows) and idx >= final:
-                    rep.add("entry", idx, "entry is not covered by any signed head")
+                rep.add("entry", idx, "entry is not covered by any signed head")
         self._check_node_count(final)
 
     def _stored_nodes(self, start: int, end: int) -> dict[int, bytes]:

@@ -242,6 +242,10 @@ class LedgerNode:
             assert block is not None
             return header_of(block)
 
+    def warm_cache(self) -> int:
+        """Preload the tree's upper levels for fast proofs (a long-running server does this)."""
+        return self.store.warm_cache(self.head().tree_size)
+
     def certificate(self, index: int, *, payload_salt: bytes | None = None) -> dict[str, Any]:
         with self.store.reader() as r:
             return certs.issue(r, self.suite, self.hasher, index, payload_salt=payload_salt)
