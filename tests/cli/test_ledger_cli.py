@@ -245,3 +245,36 @@ def test_sm_suite_round_trip(tmp_path: Path, run: Run) -> None:
     cert["entry"]["ref"] = "Observation/9/_history/1"
     path.write_text(json.dumps(cert))
     assert run("verify", path, "--trust", data / "keys.json").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("db", "code", "needle"),
+    [
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", 3, "database"),
+        ("mysql://root@127.0.0.1/x", 2, "unsupported database backend"),
+        ("::not a url::", 2, "cannot parse database URL"),
+    ],
+)
+def test_init_with_bad_database_leaves_nothing(
+    tmp_path: Path, run: Run, db: str, code: int, needle: str
+) -> None:
+    """An unreachable or unsupported database fails init cleanly and creates no files."""
+    data = tmp_path / "n"
+    result = run("init", "--data", data, "--db", db)
+    assert result.exit_code == code, result.output
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert not data.exists()
+
+
+def test_init_over_orphaned_database_keeps_it(ledger_dir: Path, run: Run) -> None:
+    """init refuses a directory whose database already holds a chain, and keeps that data."""
+    run("append", "--data", ledger_dir, input=ENTRY + "\n")
+    (ledger_dir / "node.key").unlink()
+    (ledger_dir / "medledger.json").unlink()
+    before = (ledger_dir / "ledger.db").stat().st_size
+    result = run("init", "--data", ledger_dir)
+    assert result.exit_code == 2
+    assert "already holds chain" in result.output
+    assert (ledger_dir / "ledger.db").stat().st_size == before
+    assert not (ledger_dir / "node.key").exists()

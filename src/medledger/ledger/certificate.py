@@ -14,7 +14,8 @@ from medledger.verify.certificate import CERT_FORMAT, CONSISTENCY_FORMAT
 from medledger.verify.header import SignedHeader
 
 
-def _header(block: StoredBlock) -> SignedHeader:
+def header_of(block: StoredBlock) -> SignedHeader:
+    """Rebuild the signed header from a stored block row."""
     body = json.loads(block.header)
     body["signatures"] = [{"key_id": k, "sig": s.hex()} for k, s in block.signatures]
     return SignedHeader.from_json(body, field=f"block[{block.height}].header")
@@ -36,7 +37,7 @@ def issue(
     if index < 0:
         raise InputError("index must not be negative", field="index", value=index, expected=">= 0")
     block = reader.block_covering(index)
-    header = _header(block)
+    header = header_of(block)
     proof = tree.inclusion_proof(reader, hasher, index, header.tree_size)
     cert: dict[str, Any] = {
         "format": CERT_FORMAT,
@@ -85,8 +86,8 @@ def consistency_document(
     return {
         "format": CONSISTENCY_FORMAT,
         "suite": suite.name,
-        "from": _header(old_block).to_json(),
-        "to": _header(new_block).to_json(),
+        "from": header_of(old_block).to_json(),
+        "to": header_of(new_block).to_json(),
         "proof": [h.hex() for h in proof],
     }
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -19,14 +21,17 @@ from typing import Any
 from medledger.crypto.keys import key_id, read_signing_key, write_signing_key
 from medledger.crypto.registry import get_suite
 from medledger.crypto.rfc6962 import hasher_for
+from medledger.crypto.suite import Suite
 from medledger.crypto.trust import TrustBundle, TrustedKey, load_trust_bundle
 from medledger.errors import LedgerExists, StateError
 from medledger.ledger import certificate as certs
 from medledger.ledger.block import Block, BlockBuilder, ChainTip, Clock
+from medledger.ledger.certificate import header_of
 from medledger.ledger.compact import Frontier
 from medledger.ledger.config import (
     HEAD_FILE,
     KEY_FILE,
+    SQLITE_FILE,
     TRUST_FILE,
     NodeConfig,
     db_url,
@@ -36,19 +41,11 @@ from medledger.ledger.config import (
 from medledger.ledger.entry import validate_entry
 from medledger.ledger.proof import compact_range_ids
 from medledger.ledger.sqlstore import SqlLedgerStore, SqlReader
-from medledger.ledger.storage import StoredBlock
 from medledger.ordering.base import Receipt
 from medledger.ordering.solo import SoloOrderer
 from medledger.store import migrate
 from medledger.store.engine import make_engine
 from medledger.verify.header import SignedHeader
-
-
-def header_of(block: StoredBlock) -> SignedHeader:
-    """Rebuild the signed header from a stored block row."""
-    body = json.loads(block.header)
-    body["signatures"] = [{"key_id": k, "sig": s.hex()} for k, s in block.signatures]
-    return SignedHeader.from_json(body, field=f"block[{block.height}].header")
 
 
 class _SqlCommitter:
@@ -70,6 +67,8 @@ class _SqlCommitter:
                 h.signing_bytes(),
                 [(s.key_id, s.sig) for s in h.signatures],
             )
+        if self._store.arena.levels():
+            self._store.arena.append_nodes(block.nodes)
         if self._head_path is not None:
             _write_head(self._head_path, h)
 
@@ -119,7 +118,40 @@ class LedgerNode:
         data_dir = Path(data_dir)
         if (data_dir / KEY_FILE).exists() or (data_dir / "medledger.json").exists():
             raise LedgerExists(f"{data_dir} already holds a ledger", path=str(data_dir))
+        created = not data_dir.exists()
+        ours = (
+            KEY_FILE,
+            TRUST_FILE,
+            "medledger.json",
+            SQLITE_FILE,
+            f"{SQLITE_FILE}-wal",
+            f"{SQLITE_FILE}-shm",
+        )
+        existed = {n for n in ours if (data_dir / n).exists()}
         data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls._create(data_dir, chosen, db, node, clock, tunables)
+        except BaseException:
+            # Bad input or an unreachable database must leave nothing behind, and must never
+            # remove anything that was there before (an old ledger.db is somebody's data).
+            if created:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            else:
+                for name in set(ours) - existed:
+                    (data_dir / name).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def _create(
+        cls,
+        data_dir: Path,
+        chosen: Suite,
+        db: str | None,
+        node: str | None,
+        clock: Clock,
+        tunables: dict[str, Any],
+    ) -> LedgerNode:
+        suite = chosen.name
         os.chmod(data_dir, 0o700)
         name = node or socket.gethostname()
         chain = os.urandom(16).hex()
@@ -233,7 +265,8 @@ class LedgerNode:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def reader(self) -> Any:
+    def reader(self) -> AbstractContextManager[SqlReader]:
+        """Open a consistent read view of the store."""
         return self.store.reader()
 
     def head(self) -> SignedHeader:
@@ -243,7 +276,7 @@ class LedgerNode:
             return header_of(block)
 
     def warm_cache(self) -> int:
-        """Preload the tree's upper levels for fast proofs (a long-running server does this)."""
+        """Copy the tree into memory (top levels first, bounded) for fast proofs."""
         return self.store.warm_cache(self.head().tree_size)
 
     def certificate(self, index: int, *, payload_salt: bytes | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ subtrees that make it up.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +90,15 @@ class Nodes:
         return [*hashes[:begin], acc, *hashes[end:]]
 
 
+@functools.lru_cache(maxsize=4096)
+def _compact(size: int) -> tuple[NodeID, ...]:
+    return tuple(
+        (level, (size >> level) - 1)
+        for level in range(size.bit_length() - 1, -1, -1)
+        if (size >> level) & 1
+    )
+
+
 def compact_range_ids(size: int) -> list[NodeID]:
     """Return the perfect subtrees that make up a tree of ``size`` leaves, largest first.
 
@@ -125,7 +135,7 @@ def _path(index: int, size: int, level: int) -> Nodes:
             ids.append((lvl, sibling))
         else:
             begin = len(ids)
-            ids.extend((lv, (start >> lv) + j) for lv, j in compact_range_ids(size - start))
+            ids.extend((lv, (start >> lv) + j) for lv, j in _compact(size - start))
             end = len(ids)
             ephem = (lvl, sibling)
     ids.extend(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.errors import NotFound, StateError, StorageError
+from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
 from medledger.ledger.tree import Memo
@@ -35,6 +36,7 @@ class SqlLedgerStore:
         self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._cache: dict[int, bytes] = {}
         self.memo: Memo = {}  # right-edge hashes per tree size, for proofs (see tree.py)
+        self.arena = NodeArena()  # whole levels in memory once warm_cache() has run
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -45,7 +47,7 @@ class SqlLedgerStore:
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                yield SqlReader(conn, self._ph, self._cache, self.memo)
+                yield SqlReader(conn, self._ph, self._cache, self.memo, self.arena)
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
 
@@ -63,21 +65,14 @@ class SqlLedgerStore:
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
 
-    def warm_cache(self, size: int) -> int:
-        """Load the upper levels of the tree of ``size`` leaves into the node cache.
+    def warm_cache(self, size: int, budget: int = DEFAULT_BUDGET) -> int:
+        """Copy the tree's levels into memory, top down, within ``budget`` bytes.
 
-        Loads every stored node from level max(3, bit_length(size) - 17) up, so at most about
-        2^18 hashes (~40 MiB) whatever the size: range scans cost a microsecond a row, random
-        lookups tens. Returns how many nodes were loaded.
+        Proofs then read the arena instead of the database (a long-running server does this
+        at start). Returns how many nodes were loaded.
         """
-        low = max(_CACHE_MIN_LEVEL, size.bit_length() - 17)
-        loaded = 0
         with self.reader() as r:
-            for level in range(low, max(size.bit_length(), low + 1)):
-                rows = r.node_rows(level << 48, (level << 48) | ((1 << 48) - 1))
-                self._cache.update(rows)
-                loaded += len(rows)
-        return loaded
+            return self.arena.load(r, size, budget)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -92,7 +87,9 @@ class SqlReader:
         ph: str,
         cache: dict[int, bytes] | None = None,
         memo: Memo | None = None,
+        arena: NodeArena | None = None,
     ) -> None:
+        self._arena = arena if arena is not None else NodeArena()
         self._conn = conn
         self._ph = ph
         self._cache = {} if cache is None else cache
@@ -110,12 +107,17 @@ class SqlReader:
         return list(self._conn.exec_driver_sql(sql.replace("?", self._ph), params).fetchall())
 
     def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        if self._arena.levels():
+            held = self._arena.get_many(ids)
+            if held is not None:
+                return held
         cache = self._cache
+        in_arena = self._arena.get
         keys = [(level << 48) | index for level, index in ids]
         found = {}
         wanted = []
-        for k in keys:
-            h = cache.get(k)
+        for (level, index), k in zip(ids, keys, strict=True):
+            h = in_arena(level, index) or cache.get(k)
             if h is None:
                 wanted.append(k)
             else:
