@@ -20,6 +20,7 @@ from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
 from medledger.ledger.tree import Memo
+from medledger.store.migrate import first_line
 
 _STREAM_BATCH = 20_000
 # Complete-subtree hashes never change once written, so they can be cached without
@@ -320,5 +321,4 @@ class SqlWriter:
 
 
 def _storage_error(exc: SQLAlchemyError) -> StorageError:
-    orig = getattr(exc, "orig", None) or exc
-    return StorageError(f"database error: {orig.__class__.__name__}: {orig}".strip())
+    return StorageError(f"database error: {first_line(exc)}")

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from medledger.errors import StorageError
 
@@ -29,8 +29,20 @@ def upgrade(engine: Engine) -> None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StorageError(
+            f"cannot open the database {where}: {first_line(exc)}", db=where
+        ) from exc
     except SQLAlchemyError as exc:
-        raise StorageError(f"schema migration failed: {exc.__class__.__name__}: {exc}") from exc
+        raise StorageError(f"schema migration failed: {first_line(exc)}") from exc
+
+
+def first_line(exc: SQLAlchemyError) -> str:
+    """Return the driver's own message, first line only (no SQLAlchemy boilerplate)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{orig.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def head_revision() -> str:
