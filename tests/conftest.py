@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -17,6 +18,11 @@ PG_ADMIN_URL = os.environ.get(
     "MEDLEDGER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = bool(os.environ.get("CI"))
+
+# Timing is a benchmark's business, not a test's: no per-example deadline, so a loaded CI
+# machine cannot fail a property test by being slow.
+settings.register_profile("medledger", deadline=None, print_blob=True)
+settings.load_profile("medledger")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -278,3 +278,52 @@ def test_init_over_orphaned_database_keeps_it(ledger_dir: Path, run: Run) -> Non
     assert "already holds chain" in result.output
     assert (ledger_dir / "ledger.db").stat().st_size == before
     assert not (ledger_dir / "node.key").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["append"],
+        ["cert", "0"],
+        ["consistency", "--from", "1"],
+        ["audit"],
+        ["log"],
+    ],
+)
+def test_every_ledger_command_without_ledger(tmp_path: Path, run: Run, args: list[str]) -> None:
+    """Each ledger command on a directory without a ledger exits 2 and says how to create one."""
+    result = run(*args, "--data", tmp_path / "nothing", input="")
+    assert result.exit_code == 2, result.output
+    assert "medledger init" in result.output
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_verify_consistency_corrupt(ledger_dir: Path, run: Run, tmp_path: Path) -> None:
+    """A corrupt consistency document exits 2; a wrong format names the field."""
+    path = tmp_path / "cons.json"
+    path.write_text('{"format": "medledger-consistency/9"}')
+    result = run("verify-consistency", path, "--trust", ledger_dir / "keys.json")
+    assert result.exit_code == 2
+    assert "format" in result.output
+
+
+def test_cert_bad_salt(ledger_dir: Path, run: Run) -> None:
+    """A salt that is not lowercase hex exits 2 and names the salt."""
+    run("append", "--data", ledger_dir, input=ENTRY + "\n")
+    result = run("cert", "0", "--data", ledger_dir, "--salt", "XYZ")
+    assert result.exit_code == 2
+    assert "salt" in result.output
+
+
+def test_append_from_files_names_file_and_line(ledger_dir: Path, run: Run, tmp_path: Path) -> None:
+    """Entries come from files in order; a bad line is named by file and line number."""
+    good = tmp_path / "a.jsonl"
+    good.write_text(ENTRY + "\n\n" + ENTRY + "\n")
+    bad = tmp_path / "b.jsonl"
+    bad.write_text(ENTRY + "\n" + "{oops\n")
+    result = run("append", "--data", ledger_dir, good, bad)
+    assert result.exit_code == 2
+    assert "b.jsonl:2" in result.output
+    assert _count(ledger_dir) == 0
+    ok = run("append", "--data", ledger_dir, good, good)
+    assert [r["index"] for r in _receipts(ok.output)] == [0, 1, 2, 3]
