@@ -101,6 +101,12 @@ class SoloOrderer:
         parts: list[tuple[_Request, int]] = []
         while self._queue and len(batch) < self._max_entries:
             req = self._queue[0]
+            if req.future.done():
+                # An earlier slice of this request failed and its caller has been told so:
+                # committing the rest would store entries nobody will get a receipt for.
+                self._queue.popleft()
+                self._pending -= len(req.entries) - req.taken
+                continue
             n = min(len(req.entries) - req.taken, self._max_entries - len(batch))
             batch.extend(req.entries[req.taken : req.taken + n])
             parts.append((req, n))
