@@ -122,3 +122,15 @@ def test_batched_and_memoized_proofs_equal_single(node: LedgerNode) -> None:
         for _ in range(2):  # the second pass is served from the memo
             memo = [tree.inclusion_proof(r, node.hasher, i, size, memo=r.memo) for i in range(size)]
             assert memo == plain
+
+
+def test_open_reader_does_not_block_appends(node: LedgerNode) -> None:
+    """A long-lived reader (an audit, a proof server) never blocks the writer or a reopen."""
+    node.append(_entries(3))
+    with node.reader() as r:
+        assert r.entry_count() == 3
+        receipts = node.append(_entries(2, 3))  # would wait for the busy timeout if blocked
+        assert [x.index for x in receipts] == [3, 4]
+        other = LedgerNode.open(node.data_dir)
+        other.close()
+        assert r.entry_count() == 3  # the reader keeps its snapshot

@@ -20,6 +20,7 @@ from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
 from medledger.ledger.tree import Memo
+from medledger.store.engine import READ_ONLY
 from medledger.store.migrate import first_line
 
 _STREAM_BATCH = 20_000
@@ -43,7 +44,7 @@ class SqlLedgerStore:
     def reader(self) -> Iterator[SqlReader]:
         """Yield a read view inside one transaction (a consistent snapshot)."""
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 if self.engine.dialect.name == "postgresql":
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"

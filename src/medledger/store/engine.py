@@ -41,11 +41,20 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Let SQLAlchemy's BEGIN take the write lock up front, so two writers never deadlock
-        # on lock upgrade (the sqlite3 module's implicit transactions are switched off).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+READ_ONLY = "medledger_read_only"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock up front, so two writers never deadlock on lock upgrade.
+    # Readers begin deferred: in WAL mode they read a snapshot and never block the writer.
+    # (The sqlite3 module's own implicit transactions are switched off in _sqlite_pragmas.)
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from medledger.errors import StorageError
+from medledger.store.engine import READ_ONLY
 
 _HERE = Path(__file__).parent
 
@@ -23,9 +24,12 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision."""
+    """Bring the schema to the newest revision; a no-op (and no write lock) when it is there."""
     cfg = _config()
     try:
+        with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head_revision():
+                return
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -54,5 +58,5 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """Return the revision the database is at, or None for an empty database."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         return MigrationContext.configure(conn).get_current_revision()
