@@ -164,3 +164,22 @@ def test_audit_locates_tampering(filled: LedgerNode, tamper: Tamper) -> None:
     report = _audit(filled)
     assert not report.ok
     assert expected <= _located(report), report.findings
+
+
+def test_audit_streams_many_small_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With blocks read a few at a time, audit still checks every block and link."""
+    from medledger.ledger import sqlstore
+
+    monkeypatch.setattr(sqlstore, "_BLOCK_PAGE", 7)
+    n = LedgerNode.init(tmp_path / "d", node="t", block_max_entries=1, block_max_wait_ms=0)
+    try:
+        for k in range(30):
+            n.append([{"v": 1, "type": "test.entry", "meta": {"n": k}}])
+        report = _audit(n)
+        assert report.ok, report.findings
+        assert (report.blocks, report.entries) == (31, 30)
+        _sql(n, "DELETE FROM ledger_signatures WHERE height = 14")
+        _sql(n, "DELETE FROM ledger_blocks WHERE height = 14")  # the last row of page two
+        assert ("block", 14) in _located(_audit(n))
+    finally:
+        n.close()

@@ -204,7 +204,9 @@ def log(
 ) -> None:
     """Show the newest signed head and the latest blocks."""
     with LedgerNode.open(data) as ledger, ledger.reader() as reader:
-        headers = list(ledger.blocks(reader))[-limit:]
+        latest = reader.latest_block()
+        start = 0 if latest is None else max(0, latest.height - limit + 1)
+        headers = list(ledger.blocks(reader, start))
     if json_out:
         for h in headers:
             print_json(h.to_json(), indent=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.suite import Suite
 from medledger.crypto.trust import TrustBundle
-from medledger.errors import MedLedgerError
+from medledger.errors import MedLedgerError, NotFound
 from medledger.ledger.compact import Frontier
 from medledger.ledger.sqlstore import SqlReader
 from medledger.verify.header import ZERO_HASH, SignedHeader
@@ -87,17 +87,21 @@ class Auditor:
     def run(self) -> AuditReport:
         started = time.perf_counter()
         blocks = self._audit_blocks()
-        self._audit_tree(blocks)
-        self._audit_head_file(blocks)
+        self._audit_tree(blocks, self.r.max_tree_size())
+        for _ in blocks:  # blocks the tree walk did not need still get their own checks
+            pass
+        if self.report.blocks == 0:
+            self.report.add("block", 0, "the store has no blocks, not even genesis")
+        self._audit_head_file()
         self.report.seconds = time.perf_counter() - started
         return self.report
 
     # -- blocks ------------------------------------------------------------------------------
 
-    def _audit_blocks(self) -> list[_Block]:
+    def _audit_blocks(self) -> Iterator[_Block]:
+        """Check each block as it streams past, and yield it for the root checks."""
         rep = self.report
         chain = self.r.get_meta("chain")
-        out: list[_Block] = []
         prev_hash: bytes | None = None
         prev: _Block | None = None
         expected_height = 0
@@ -108,9 +112,10 @@ class Auditor:
                 prev_hash = None
             expected_height = row.height + 1
             header = self._parse_header(row.height, row.header, row.signatures)
-            out.append(_Block(row.height, row.tree_size, header))
+            current = _Block(row.height, row.tree_size, header)
             if header is None:
-                prev_hash, prev = None, out[-1]
+                prev_hash, prev = None, current
+                yield current
                 continue
             if header.height != row.height or header.tree_size != row.tree_size:
                 rep.add("block", row.height, "row columns disagree with the signed header")
@@ -129,10 +134,8 @@ class Auditor:
                     rep.add("block", row.height, "timestamp goes backwards")
             self._audit_signatures(header)
             prev_hash = self.suite.hash(row.header)
-            prev = out[-1]
-        if rep.blocks == 0:
-            rep.add("block", 0, "the store has no blocks, not even genesis")
-        return out
+            prev = current
+            yield current
 
     def _parse_header(
         self, height: int, raw: bytes, sigs: tuple[tuple[str, bytes], ...]
@@ -168,16 +171,11 @@ class Auditor:
 
     # -- entries and nodes -------------------------------------------------------------------
 
-    def _audit_tree(self, blocks: list[_Block]) -> None:
+    def _audit_tree(self, blocks: Iterator[_Block], final: int) -> None:
         rep = self.report
-        roots = sorted((b.tree_size, b.height, b.header) for b in blocks if b.header is not None)
-        final = max((b.tree_size for b in blocks), default=0)
         frontier = Frontier.from_hashes(self.hasher, 0, [])
         leaf_hash = self.hasher.leaf_hash
-        ri = 0
-        while ri < len(roots) and roots[ri][0] == 0:
-            self._check_root(frontier, roots[ri])
-            ri += 1
+        pending = self._next_root(blocks, frontier)
         new = self.hasher.new
         start = 0
         while start < final:
@@ -203,7 +201,7 @@ class Auditor:
             # Cut at block boundaries inside the batch so every block root is checked.
             pos = start
             while pos < end:
-                stop = roots[ri][0] if ri < len(roots) and roots[ri][0] <= end else end
+                stop = pending.tree_size if pending and pending.tree_size <= end else end
                 completed = frontier.extend(leaves[pos - start : stop - start])
                 rep.nodes += len(completed)
                 get = stored.get
@@ -211,9 +209,7 @@ class Auditor:
                     if get((level << 48) | index) != h:
                         self._mismatch(level, index, h, stored)
                 pos = stop
-                while ri < len(roots) and roots[ri][0] == frontier.size:
-                    self._check_root(frontier, roots[ri])
-                    ri += 1
+                pending = self._next_root(blocks, frontier, pending)
             rep.entries = end
             if self.progress is not None:
                 self.progress(end, final)
@@ -259,8 +255,23 @@ class Auditor:
             self.report.add("node", f"{level}/{index}", problem, level=level, index=index)
         self._tainted.append((lo, hi))
 
-    def _check_root(self, frontier: Frontier, item: tuple[int, int, SignedHeader | None]) -> None:
-        size, height, header = item
+    def _next_root(
+        self, blocks: Iterator[_Block], frontier: Frontier, pending: _Block | None = None
+    ) -> _Block | None:
+        """Check every block whose tree size the rebuild has reached; return the next one."""
+        while True:
+            if pending is not None:
+                if pending.tree_size > frontier.size:
+                    return pending
+                if pending.tree_size == frontier.size:
+                    self._check_root(frontier, pending)
+                # A smaller size is out of order, already reported by the block checks.
+            pending = next(blocks, None)
+            if pending is None:
+                return None
+
+    def _check_root(self, frontier: Frontier, block: _Block) -> None:
+        size, height, header = block.tree_size, block.height, block.header
         if header is None or frontier.root() == header.root:
             return
         if any(a < size for a, _ in self._tainted):
@@ -275,23 +286,29 @@ class Auditor:
             for index, _ in self.r.get_node_range(level, size >> level, (1 << 48) - 1):
                 self.report.add("node", f"{level}/{index}", "node lies outside the signed tree")
 
-    def _audit_head_file(self, blocks: list[_Block]) -> None:
-        if self.head_file is None or not self.head_file.exists() or not blocks:
+    def _audit_head_file(self) -> None:
+        if self.head_file is None or not self.head_file.exists():
             return
         try:
             head = SignedHeader.from_json(json.loads(self.head_file.read_text("utf-8")))
         except (OSError, ValueError, MedLedgerError) as exc:
             self.report.add("head", str(self.head_file), f"cannot read the last-head file: {exc}")
             return
-        by_height = {b.height: b for b in blocks}
-        mine = by_height.get(head.height)
-        if mine is None:
-            top = max(by_height)
+        latest = self.r.latest_block()
+        if latest is None:
+            return
+        if latest.height < head.height:
             self.report.add(
                 "head",
                 head.height,
                 f"the node committed height {head.height} (tree size {head.tree_size}) but the "
-                f"store ends at height {top}: blocks were removed",
+                f"store ends at height {latest.height}: blocks were removed",
             )
-        elif mine.header is not None and mine.header.signing_bytes() != head.signing_bytes():
+            return
+        try:
+            mine = self.r.get_block(head.height)
+        except NotFound:
+            self.report.add("head", head.height, "the committed head's block is missing")
+            return
+        if mine.header != head.signing_bytes():
             self.report.add("head", head.height, "stored header differs from the committed head")

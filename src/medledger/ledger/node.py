@@ -292,6 +292,7 @@ class LedgerNode:
         with self.store.reader() as r:
             return certs.consistency_document(r, self.suite, self.hasher, from_size, to_size)
 
-    def blocks(self, reader: SqlReader) -> Iterable[SignedHeader]:
-        for b in reader.iter_blocks():
+    def blocks(self, reader: SqlReader, start: int = 0) -> Iterable[SignedHeader]:
+        """Yield the signed headers from height ``start`` on."""
+        for b in reader.iter_blocks(start):
             yield header_of(b)

@@ -24,6 +24,7 @@ from medledger.store.engine import READ_ONLY
 from medledger.store.migrate import first_line
 
 _STREAM_BATCH = 20_000
+_BLOCK_PAGE = 5_000
 # Complete-subtree hashes never change once written, so they can be cached without
 # invalidation. Levels below this are too many and too random to be worth it.
 _CACHE_MIN_LEVEL = 3
@@ -272,16 +273,35 @@ class SqlReader:
     def node_count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM ledger_nodes")[0][0])
 
-    def iter_blocks(self) -> Iterator[StoredBlock]:
-        sigs: dict[int, list[tuple[str, bytes]]] = {}
-        for height, key_id, sig in self._rows(
-            "SELECT height, key_id, sig FROM ledger_signatures ORDER BY height, key_id"
-        ):
-            sigs.setdefault(int(height), []).append((key_id, bytes(sig)))
-        for height, size, header in self._rows(
-            "SELECT height, tree_size, header FROM ledger_blocks ORDER BY height"
-        ):
-            yield StoredBlock(int(height), int(size), bytes(header), tuple(sigs.get(height, ())))
+    def iter_blocks(self, start: int = 0) -> Iterator[StoredBlock]:
+        """Yield blocks from height ``start`` on, in height order, a page at a time."""
+        nxt = start
+        while True:
+            rows = self._rows(
+                "SELECT height, tree_size, header FROM ledger_blocks WHERE height >= ? "
+                f"ORDER BY height LIMIT {_BLOCK_PAGE}",
+                (nxt,),
+            )
+            if not rows:
+                return
+            lo, hi = int(rows[0][0]), int(rows[-1][0])
+            sigs: dict[int, list[tuple[str, bytes]]] = {}
+            for height, key_id, sig in self._rows(
+                "SELECT height, key_id, sig FROM ledger_signatures WHERE height >= ? AND "
+                "height <= ? ORDER BY height, key_id",
+                (lo, hi),
+            ):
+                sigs.setdefault(int(height), []).append((key_id, bytes(sig)))
+            for height, size, header in rows:
+                yield StoredBlock(
+                    int(height), int(size), bytes(header), tuple(sigs.get(int(height), ()))
+                )
+            nxt = hi + 1
+
+    def max_tree_size(self) -> int:
+        """Return the largest tree size any block claims (0 for none)."""
+        value = self._rows("SELECT MAX(tree_size) FROM ledger_blocks")[0][0]
+        return 0 if value is None else int(value)
 
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM chain_meta WHERE key = ?", (key,))
