@@ -49,6 +49,11 @@ def _mutations(block: Block, tip: ChainTip) -> dict[str, Block]:
             block, header=dataclasses.replace(h, tree_size=h.tree_size + 1)
         ),
         "entry": dataclasses.replace(block, entries=(b'{"type":"t.z","v":1}', *block.entries[1:])),
+        "nodes": dataclasses.replace(
+            block, nodes=((block.nodes[0][0], bytes(32)), *block.nodes[1:])
+        ),
+        "leaves": dataclasses.replace(block, leaf_hashes=(bytes(32), *block.leaf_hashes[1:])),
+        "ts": dataclasses.replace(block, header=dataclasses.replace(h, ts="2000-01-01T00:00:00Z")),
         "sig": dataclasses.replace(
             block,
             header=h.with_signatures((Signature(h.proposer, bytes(64)),)),
@@ -56,7 +61,9 @@ def _mutations(block: Block, tip: ChainTip) -> dict[str, Block]:
     }
 
 
-@pytest.mark.parametrize("what", ["height", "prev", "root", "size", "entry", "sig"])
+@pytest.mark.parametrize(
+    "what", ["height", "prev", "root", "size", "entry", "nodes", "leaves", "ts", "sig"]
+)
 def test_tampered_block_is_refused(what: str) -> None:
     """Changing any part of a proposed block makes validation fail with a named rule."""
     builder, trust, tip = _setup()

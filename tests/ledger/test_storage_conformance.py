@@ -112,18 +112,6 @@ def test_stored_frontier_matches_compact_range(node: LedgerNode) -> None:
         assert r.node_count() == 2 * 37 - bin(37).count("1")
 
 
-def test_batched_and_memoized_proofs_equal_single(node: LedgerNode) -> None:
-    """Batched proofs and memoized right-edge proofs equal plain single proofs."""
-    node.append(_entries(45))
-    with node.reader() as r:
-        size = 45
-        plain = [tree.inclusion_proof(r, node.hasher, i, size) for i in range(size)]
-        assert tree.inclusion_proofs(r, node.hasher, list(range(size)), size) == plain
-        for _ in range(2):  # the second pass is served from the memo
-            memo = [tree.inclusion_proof(r, node.hasher, i, size, memo=r.memo) for i in range(size)]
-            assert memo == plain
-
-
 def test_open_reader_does_not_block_appends(node: LedgerNode) -> None:
     """A long-lived reader (an audit, a proof server) never blocks the writer or a reopen."""
     node.append(_entries(3))

@@ -183,3 +183,41 @@ def test_audit_streams_many_small_blocks(tmp_path: Path, monkeypatch: pytest.Mon
         assert ("block", 14) in _located(_audit(n))
     finally:
         n.close()
+
+
+def test_audit_of_live_ledger_is_clean_while_it_grows(filled: LedgerNode) -> None:
+    """A snapshot audit that starts before an append does not report the new head as a loss."""
+    with filled.reader() as r:
+        auditor = Auditor(r, filled.suite, filled.trust, head_file=filled.data_dir / HEAD_FILE)
+        head = auditor._read_head_file()
+        r.entry_count()  # the snapshot starts here
+        filled.append([{"v": 1, "type": "test.entry"}])
+        assert head is not None
+        auditor._audit_head(head)
+        assert auditor.report.ok, auditor.report.findings
+    assert _audit(filled).ok
+
+
+def test_missing_head_file_is_reported(filled: LedgerNode) -> None:
+    """Deleting the last-head file cannot hide a rollback: audit says the file is missing."""
+    (filled.data_dir / HEAD_FILE).unlink()
+    report = _audit(filled)
+    assert [f["kind"] for f in report.findings] == ["head"]
+    assert "missing" in report.findings[0]["problem"]
+
+
+def test_audit_flags_rows_outside_the_key_space(filled: LedgerNode) -> None:
+    """Rows at negative indices or impossible node keys are reported, not ignored."""
+    _sql(filled, "INSERT INTO ledger_entries (idx, data) VALUES (-1, :d)", d=b"{}")
+    _sql(filled, "INSERT INTO ledger_nodes (id, hash) VALUES (:k, :h)", k=50 << 48, h=bytes(32))
+    located = _located(_audit(filled))
+    assert ("entry", -1) in located
+    assert ("node", 50 << 48) in located
+
+
+def test_audit_caps_an_absurd_tree_size(filled: LedgerNode) -> None:
+    """A block row claiming 10^15 entries is reported and does not make audit walk forever."""
+    _sql(filled, "UPDATE ledger_blocks SET tree_size = 1000000000000000 WHERE height = 10")
+    report = _audit(filled)
+    assert ("block", "tree_size") in _located(report)
+    assert ("block", 10) in _located(report)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from medledger.crypto.canonical import parse_json_object
 from medledger.errors import InputError, MalformedDocument, MedLedgerError
 
 P = ParamSpec("P")
@@ -62,16 +63,8 @@ def read_bytes(path: str) -> bytes:
 
 def read_json_document(path: str, what: str) -> Any:
     """Read and parse one JSON document; raise MalformedDocument naming the file."""
-    raw = read_bytes(path)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedDocument(
-            f"{what} {path} is not valid JSON: {exc}",
-            field=what,
-            value=path,
-            expected="a JSON document",
-        ) from exc
+    # Strict: a duplicate key would let a forged value hide behind the one a verifier checks.
+    return parse_json_object(read_bytes(path), field=f"{what} {path}", error=MalformedDocument)
 
 
 def print_json(obj: Any, *, indent: int | None = 2) -> None:

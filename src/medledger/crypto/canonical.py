@@ -20,7 +20,11 @@ import rfc8785
 
 from medledger.errors import InputError, InvalidEntry
 
-__all__ = ["canonical_bytes", "parse_json_object"]
+__all__ = [
+    "canonical_bytes",
+    "parse_json_object",
+    "stable_canonical_bytes",
+]
 
 # rfc8785 refuses integers outside ±(2**53 - 1); the fast path must refuse the same ones.
 _INT_LIMIT = 2**53 - 1
@@ -131,6 +135,31 @@ def canonical_bytes(obj: Any) -> bytes:
             field="entry",
             expected="integers between -(2**53 - 1) and 2**53 - 1",
         ) from None
+
+
+def stable_canonical_bytes(obj: Any) -> bytes:
+    """Return ``canonical_bytes(obj)``, also requiring that the bytes read back to themselves.
+
+    A float such as 1e16 encodes as ``10000000000000000``, which reads back as an integer
+    beyond 2**53 that JCS refuses: such a value could be stored but its certificate could
+    never be verified. Only values off the fast path (floats) need the extra round trip.
+    """
+    fast = _fast_path(obj)
+    if fast is not None:
+        return fast
+    data = canonical_bytes(obj)
+    try:
+        again = canonical_bytes(json.loads(data))
+    except InvalidEntry:
+        again = b""
+    if again != data:
+        raise InvalidEntry(
+            "entry holds a number that does not survive a JSON round trip (a float of "
+            "magnitude 2**53 or more reads back as an integer JCS cannot express)",
+            field="entry",
+            expected="integers below 2**53, ordinary floats, or the number as a string",
+        )
+    return data
 
 
 # A \uXXXX escape of a surrogate; only then can json.loads produce a lone surrogate.

@@ -33,8 +33,13 @@ class NodeArena:
     def nbytes(self) -> int:
         return sum(len(b) for b in self._levels.values())
 
+    @property
+    def active(self) -> bool:
+        """True once any level has been loaded."""
+        return bool(self._levels)
+
     def levels(self) -> list[int]:
-        return sorted(self._levels) if self._levels else []
+        return sorted(self._levels)
 
     def load(self, reader: RangeReader, tree_size: int, budget: int = DEFAULT_BUDGET) -> int:
         """Load the highest levels of the tree of ``tree_size`` leaves that fit ``budget`` bytes.

@@ -27,6 +27,8 @@ from medledger.verify.header import ZERO_HASH, SignedHeader
 Progress = Callable[[int, int], None]
 MAX_FINDINGS = 1000
 _BATCH = 1 << 14  # entries per node-range fetch; a power of two keeps ranges aligned
+_MAX_GAP = 100_000  # missing entries past this are summarized, not walked one by one
+_KEY_LIMIT = 49 << 48  # node keys at level 49 and up cannot exist (2^48 leaves at most)
 
 
 @dataclass(slots=True)
@@ -86,13 +88,17 @@ class Auditor:
 
     def run(self) -> AuditReport:
         started = time.perf_counter()
+        # Read the last-head file before the first query opens our snapshot: it is written only
+        # after a commit, so it can never be ahead of a snapshot taken later.
+        head = self._read_head_file()
         blocks = self._audit_blocks()
-        self._audit_tree(blocks, self.r.max_tree_size())
+        self._audit_tree(blocks, self._tree_size_to_walk())
         for _ in blocks:  # blocks the tree walk did not need still get their own checks
             pass
         if self.report.blocks == 0:
             self.report.add("block", 0, "the store has no blocks, not even genesis")
-        self._audit_head_file()
+        if head is not None:
+            self._audit_head(head)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
@@ -219,6 +225,20 @@ class Auditor:
                 rep.add("entry", idx, "entry is not covered by any signed head")
         self._check_node_count(final)
 
+    def _tree_size_to_walk(self) -> int:
+        """Return the largest claimed tree size, capped near what the store can back."""
+        claimed = self.r.max_tree_size()
+        held = self.r.entry_count()
+        if claimed > held + _MAX_GAP:
+            self.report.add(
+                "block",
+                "tree_size",
+                f"blocks claim a tree of {claimed} entries but the store holds {held}; "
+                f"only the first {held} are checked",
+            )
+            return held
+        return claimed
+
     def _stored_nodes(self, start: int, end: int) -> dict[int, bytes]:
         """Fetch the stored nodes completed by leaves [start, end), keyed by node key."""
         out: dict[int, bytes] = {}
@@ -279,6 +299,10 @@ class Auditor:
         self.report.add("block", height, f"root does not match the entries (tree size {size})")
 
     def _check_node_count(self, size: int) -> None:
+        for idx, _ in self.r.entry_range(-(2**62), 0):
+            self.report.add("entry", idx, "entry at a negative index")
+        for key, _ in self.r.node_rows(-(2**62), -1) + self.r.node_rows(_KEY_LIMIT, 2**62):
+            self.report.add("node", key, "node key outside the tree's key space")
         want = 2 * size - bin(size).count("1")
         if self.r.node_count() <= want:
             return  # missing nodes were already named while rebuilding the tree
@@ -286,14 +310,23 @@ class Auditor:
             for index, _ in self.r.get_node_range(level, size >> level, (1 << 48) - 1):
                 self.report.add("node", f"{level}/{index}", "node lies outside the signed tree")
 
-    def _audit_head_file(self) -> None:
-        if self.head_file is None or not self.head_file.exists():
-            return
+    def _read_head_file(self) -> SignedHeader | None:
+        if self.head_file is None:
+            return None
+        if not self.head_file.exists():
+            self.report.add(
+                "head",
+                str(self.head_file),
+                "the last-head file is missing, so a rollback of the store cannot be ruled out",
+            )
+            return None
         try:
-            head = SignedHeader.from_json(json.loads(self.head_file.read_text("utf-8")))
+            return SignedHeader.from_json(json.loads(self.head_file.read_text("utf-8")))
         except (OSError, ValueError, MedLedgerError) as exc:
             self.report.add("head", str(self.head_file), f"cannot read the last-head file: {exc}")
-            return
+            return None
+
+    def _audit_head(self, head: SignedHeader) -> None:
         latest = self.r.latest_block()
         if latest is None:
             return

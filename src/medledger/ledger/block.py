@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from medledger.crypto.rfc6962 import hasher_for
@@ -18,7 +18,7 @@ from medledger.crypto.trust import TrustBundle
 from medledger.errors import ProofInvalid, SignatureInvalid
 from medledger.ledger.compact import Frontier
 from medledger.ledger.proof import node_key
-from medledger.verify.header import ZERO_HASH, Signature, SignedHeader, verify_signatures
+from medledger.verify.header import ZERO_HASH, Signature, SignedHeader
 
 Clock = Callable[[], float]
 
@@ -123,9 +123,12 @@ def validate_block(suite: Suite, trust: TrustBundle, tip: ChainTip, block: Block
         )
     if h.chain != tip.header.chain:
         raise ProofInvalid(f"block {h.height} is for chain {h.chain}", check="block.chain")
+    if h.ts < tip.header.ts:
+        raise ProofInvalid(f"block {h.height} time goes backwards", check="block.ts")
     hasher = hasher_for(suite)
     frontier = tip.frontier.copy()
-    frontier.extend([hasher.leaf_hash(e) for e in block.entries])
+    leaves = [hasher.leaf_hash(e) for e in block.entries]
+    completed = frontier.extend(leaves)
     if frontier.size != h.tree_size or block.first_index != tip.frontier.size:
         raise ProofInvalid(
             f"block {h.height} states tree size {h.tree_size}, its entries make {frontier.size}",
@@ -137,15 +140,28 @@ def validate_block(suite: Suite, trust: TrustBundle, tip: ChainTip, block: Block
             f"block {h.height} root {h.root.hex()} does not match recomputed {root.hex()}",
             check="block.root",
         )
+    # The node rows and leaf hashes are what a follower stores for proofs: they must be exactly
+    # the recomputed ones, not merely consistent with the signed root.
+    if tuple(leaves) != block.leaf_hashes or block.nodes != tuple(
+        (node_key(level, index), digest) for level, index, digest in completed
+    ):
+        raise ProofInvalid(
+            f"block {h.height} carries node hashes that its entries do not produce",
+            check="block.nodes",
+        )
     if h.proposer not in {s.key_id for s in h.signatures}:
         raise SignatureInvalid(
             f"block {h.height} is not signed by its proposer {h.proposer}", check="block.proposer"
         )
     # Only the proposer's signature is required here; quorum is the finality rule, not validity.
-    signers = verify_signatures(h, replace(trust, quorum=1), suite)
-    if h.proposer not in signers:
+    key = trust.verify_key(h.proposer)
+    message = h.signing_bytes()
+    if key is None or not any(
+        s.key_id == h.proposer and key.verify(s.sig, message) for s in h.signatures
+    ):
         raise SignatureInvalid(
-            f"block {h.height} proposer {h.proposer} signature does not verify",
+            f"block {h.height} proposer {h.proposer} is not a trusted validator or its "
+            "signature does not verify",
             check="block.proposer",
         )
     return ChainTip(h, h.header_hash(suite), frontier)

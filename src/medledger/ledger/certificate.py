@@ -9,6 +9,7 @@ from medledger.crypto.rfc6962 import MerkleHasher
 from medledger.crypto.suite import Suite
 from medledger.errors import InputError, NotFound
 from medledger.ledger import tree
+from medledger.ledger.proof import MAX_INDEX
 from medledger.ledger.storage import LedgerReader, StoredBlock
 from medledger.verify.certificate import CERT_FORMAT, CONSISTENCY_FORMAT
 from medledger.verify.header import SignedHeader
@@ -34,8 +35,13 @@ def issue(
     The header is the block that committed the entry, so the certificate never changes; a
     holder proves it against a newer head with a consistency document.
     """
-    if index < 0:
-        raise InputError("index must not be negative", field="index", value=index, expected=">= 0")
+    if not 0 <= index <= MAX_INDEX:
+        raise InputError(
+            f"index {index} is out of range",
+            field="index",
+            value=index,
+            expected=f"0 .. {MAX_INDEX}",
+        )
     block = reader.block_covering(index)
     header = header_of(block)
     proof = tree.inclusion_proof(reader, hasher, index, header.tree_size)
@@ -64,6 +70,14 @@ def consistency_document(
     Both sizes must be tree sizes of signed heads (block boundaries); ``to_size`` defaults to
     the newest head. Requires 0 < from_size <= to_size.
     """
+    for name, size in (("from", from_size), ("to", to_size)):
+        if size is not None and not 0 <= size <= MAX_INDEX:
+            raise InputError(
+                f"{name} size {size} is out of range",
+                field=name,
+                value=size,
+                expected=f"0 .. {MAX_INDEX}",
+            )
     latest = reader.latest_block()
     assert latest is not None
     new_block = latest if to_size is None else _head_at(reader, to_size, "to")

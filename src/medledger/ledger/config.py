@@ -36,8 +36,13 @@ class NodeConfig:
 
 
 def db_url(data_dir: Path, config: NodeConfig) -> str:
-    """Return the database URL: $MEDLEDGER_DB, else the config, else the embedded SQLite file."""
-    return os.environ.get(DB_ENV) or config.db or f"sqlite:///{data_dir / SQLITE_FILE}"
+    """Return the database URL: the config's, else $MEDLEDGER_DB, else the embedded SQLite file.
+
+    The same rule at init and at every open, so a chain is never created in one database while
+    later opens look in another. $MEDLEDGER_DB is for keeping a password out of the config file:
+    init without --db, with the variable set.
+    """
+    return config.db or os.environ.get(DB_ENV) or f"sqlite:///{data_dir / SQLITE_FILE}"
 
 
 def write_config(data_dir: Path, config: NodeConfig) -> None:
@@ -77,8 +82,49 @@ def read_config(data_dir: Path) -> NodeConfig:
         )
     fields = {k: v for k, v in raw.items() if k != "format"}
     try:
-        return NodeConfig(**fields)
+        config = NodeConfig(**fields)
     except TypeError as exc:
         raise MalformedDocument(
             f"{path}: {exc}", field="config", value=sorted(fields), expected="known settings"
         ) from exc
+    check_tunables(config, where=str(path))
+    return config
+
+
+def check_tunables(config: NodeConfig, *, where: str = "config") -> None:
+    """Raise MalformedDocument unless every setting has a usable type and range."""
+    rules: list[tuple[str, object, bool, str]] = [
+        ("chain", config.chain, isinstance(config.chain, str) and bool(config.chain), "chain id"),
+        ("suite", config.suite, isinstance(config.suite, str), "suite name"),
+        ("node", config.node, isinstance(config.node, str) and bool(config.node), "node name"),
+        ("db", config.db, config.db is None or isinstance(config.db, str), "URL or null"),
+        (
+            "block_max_entries",
+            config.block_max_entries,
+            _int_at_least(config.block_max_entries, 1),
+            "integer >= 1",
+        ),
+        (
+            "block_max_wait_ms",
+            config.block_max_wait_ms,
+            isinstance(config.block_max_wait_ms, (int, float))
+            and not isinstance(config.block_max_wait_ms, bool)
+            and config.block_max_wait_ms >= 0,
+            "number >= 0",
+        ),
+        (
+            "max_entry_bytes",
+            config.max_entry_bytes,
+            _int_at_least(config.max_entry_bytes, 256),
+            "integer >= 256",
+        ),
+    ]
+    for name, value, ok, expected in rules:
+        if not ok:
+            raise MalformedDocument(
+                f"{where}: setting {name} is {value!r}", field=name, value=value, expected=expected
+            )
+
+
+def _int_at_least(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from medledger.crypto.canonical import canonical_bytes
+from medledger.crypto.canonical import stable_canonical_bytes
 from medledger.errors import EntryTooLarge, InvalidEntry
 
 DEFAULT_MAX_ENTRY_BYTES = 64 * 1024
@@ -45,7 +45,7 @@ def validate_entry(
             f"{where}.v must be {ENTRY_VERSION}", field=f"{where}.v", value=v, expected="1"
         )
     kind = obj.get("type")
-    if not isinstance(kind, str) or not _TYPE.match(kind):
+    if not isinstance(kind, str) or not _TYPE.fullmatch(kind):
         raise InvalidEntry(
             f"{where}.type must be a dotted lowercase name",
             field=f"{where}.type",
@@ -54,7 +54,7 @@ def validate_entry(
         )
     for name, value in obj.items():
         _check_member(name, value, where)
-    data = canonical_bytes(obj)
+    data = stable_canonical_bytes(obj)
     if len(data) > max_bytes:
         raise EntryTooLarge(
             f"{where} is {len(data)} bytes in canonical form, the limit is {max_bytes}",
@@ -75,7 +75,7 @@ def _check_member(name: str, value: Any, where: str) -> None:
                 f"{field} must be a non-empty string", field=field, value=value, expected="string"
             )
     elif name == "ts":
-        if not isinstance(value, str) or not _TS.match(value):
+        if not isinstance(value, str) or not _TS.fullmatch(value):
             raise InvalidEntry(
                 f"{field} must be an RFC 3339 time",
                 field=field,
@@ -83,7 +83,7 @@ def _check_member(name: str, value: Any, where: str) -> None:
                 expected="e.g. 2026-11-22T08:00:00Z",
             )
     elif name == "payload_hash":
-        if not isinstance(value, str) or not _HEX.match(value) or len(value) % 2:
+        if not isinstance(value, str) or not _HEX.fullmatch(value) or len(value) % 2:
             raise InvalidEntry(
                 f"{field} must be lowercase hex",
                 field=field,

@@ -6,9 +6,11 @@ This is the library the CLI (and later the API server) is a thin shell over.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -34,6 +36,7 @@ from medledger.ledger.config import (
     SQLITE_FILE,
     TRUST_FILE,
     NodeConfig,
+    check_tunables,
     db_url,
     read_config,
     write_config,
@@ -46,6 +49,8 @@ from medledger.ordering.solo import SoloOrderer
 from medledger.store import migrate
 from medledger.store.engine import make_engine
 from medledger.verify.header import SignedHeader
+
+log = logging.getLogger(__name__)
 
 
 class _SqlCommitter:
@@ -67,7 +72,7 @@ class _SqlCommitter:
                 h.signing_bytes(),
                 [(s.key_id, s.sig) for s in h.signatures],
             )
-        if self._store.arena.levels():
+        if self._store.arena.active:
             self._store.arena.append_nodes(block.nodes)
         if self._head_path is not None:
             _write_head(self._head_path, h)
@@ -80,10 +85,13 @@ def _write_head(path: Path, header: SignedHeader) -> None:
     # and the next commit tries again.
     tmp = path.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(header.to_json()), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(header.to_json()))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError:
-        pass
+    except OSError as exc:
+        log.warning("cannot refresh the last-head file %s: %s", path, exc)
 
 
 class LedgerNode:
@@ -104,6 +112,7 @@ class LedgerNode:
         self._check_meta()
         self.builder = BlockBuilder(self.suite, self._key, self.key_id, config.chain, clock)
         self._orderer: SoloOrderer | None = None
+        self._orderer_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,6 +193,7 @@ class LedgerNode:
                 [(s.key_id, s.sig) for s in genesis.header.signatures],
             )
         store.dispose()
+        _write_head(data_dir / HEAD_FILE, genesis.header)
         write_config(data_dir, config)
         return cls(data_dir, config, clock=clock)
 
@@ -193,6 +203,7 @@ class LedgerNode:
         config = read_config(Path(data_dir))
         if overrides:
             config = replace(config, **overrides)
+            check_tunables(config, where="overrides")
         return cls(Path(data_dir), config, clock=clock)
 
     def close(self) -> None:
@@ -225,15 +236,19 @@ class LedgerNode:
 
     @property
     def orderer(self) -> SoloOrderer:
-        if self._orderer is None:
-            self._orderer = SoloOrderer(
-                self.builder,
-                _SqlCommitter(self.store, self.data_dir / HEAD_FILE),
-                self.load_tip,
-                max_entries=self.config.block_max_entries,
-                max_wait_ms=self.config.block_max_wait_ms,
-            )
-        return self._orderer
+        with self._orderer_lock:  # concurrent first appends must share one sequencer
+            if self._orderer is None:
+                self._orderer = self._new_orderer()
+            return self._orderer
+
+    def _new_orderer(self) -> SoloOrderer:
+        return SoloOrderer(
+            self.builder,
+            _SqlCommitter(self.store, self.data_dir / HEAD_FILE),
+            self.load_tip,
+            max_entries=self.config.block_max_entries,
+            max_wait_ms=self.config.block_max_wait_ms,
+        )
 
     def load_tip(self) -> ChainTip:
         """Rebuild the chain tip (newest header and tree right edge) from the store."""

@@ -106,11 +106,7 @@ def compact_range_ids(size: int) -> list[NodeID]:
     """
     if size < 0:
         raise InputError(f"tree size {size} is negative", field="size", value=size, expected=">= 0")
-    return [
-        (level, (size >> level) - 1)
-        for level in range(size.bit_length() - 1, -1, -1)
-        if (size >> level) & 1
-    ]
+    return list(_compact(size))
 
 
 def _path(index: int, size: int, level: int) -> Nodes:

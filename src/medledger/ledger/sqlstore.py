@@ -19,16 +19,11 @@ from medledger.errors import NotFound, StateError, StorageError
 from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
-from medledger.ledger.tree import Memo
 from medledger.store.engine import READ_ONLY
 from medledger.store.migrate import first_line
 
 _STREAM_BATCH = 20_000
 _BLOCK_PAGE = 5_000
-# Complete-subtree hashes never change once written, so they can be cached without
-# invalidation. Levels below this are too many and too random to be worth it.
-_CACHE_MIN_LEVEL = 3
-_CACHE_MAX = 600_000
 
 
 class SqlLedgerStore:
@@ -37,8 +32,9 @@ class SqlLedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._cache: dict[int, bytes] = {}
-        self.memo: Memo = {}  # right-edge hashes per tree size, for proofs (see tree.py)
+        # The proof and audit paths use the driver's cursor directly, so its own exceptions
+        # must be translated here as well as SQLAlchemy's.
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self.arena = NodeArena()  # whole levels in memory once warm_cache() has run
 
     @contextmanager
@@ -50,9 +46,11 @@ class SqlLedgerStore:
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                yield SqlReader(conn, self._ph, self._cache, self.memo, self.arena)
+                yield SqlReader(conn, self._ph, self.arena)
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
+        except self._driver_error as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
 
     @contextmanager
     def writer(self) -> Iterator[SqlWriter]:
@@ -67,6 +65,8 @@ class SqlLedgerStore:
             ) from exc
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
+        except self._driver_error as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
 
     def warm_cache(self, size: int, budget: int = DEFAULT_BUDGET) -> int:
         """Copy the tree's levels into memory, top down, within ``budget`` bytes.
@@ -88,15 +88,11 @@ class SqlReader:
         self,
         conn: Connection,
         ph: str,
-        cache: dict[int, bytes] | None = None,
-        memo: Memo | None = None,
         arena: NodeArena | None = None,
     ) -> None:
         self._arena = arena if arena is not None else NodeArena()
         self._conn = conn
         self._ph = ph
-        self._cache = {} if cache is None else cache
-        self.memo: Memo = {} if memo is None else memo
         self._cur: Any = None
 
     def _cursor(self) -> Any:
@@ -110,17 +106,16 @@ class SqlReader:
         return list(self._conn.exec_driver_sql(sql.replace("?", self._ph), params).fetchall())
 
     def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
-        if self._arena.levels():
-            held = self._arena.get_many(ids)
+        arena = self._arena
+        if arena.active:
+            held = arena.get_many(ids)
             if held is not None:
                 return held
-        cache = self._cache
-        in_arena = self._arena.get
         keys = [(level << 48) | index for level, index in ids]
-        found = {}
+        found: dict[int, bytes] = {}
         wanted = []
         for (level, index), k in zip(ids, keys, strict=True):
-            h = in_arena(level, index) or cache.get(k)
+            h = arena.get(level, index) if arena.active else None
             if h is None:
                 wanted.append(k)
             else:
@@ -129,13 +124,8 @@ class SqlReader:
             marks = ",".join([self._ph] * len(wanted))
             cur = self._cursor()
             cur.execute(f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", wanted)
-            if len(cache) > _CACHE_MAX:
-                cache.clear()
             for k, h in cur.fetchall():
-                h = bytes(h)
-                found[k] = h
-                if k >> 48 >= _CACHE_MIN_LEVEL:
-                    cache[k] = h
+                found[k] = bytes(h)
         try:
             return [found[k] for k in keys]
         except KeyError:
@@ -208,26 +198,6 @@ class SqlReader:
 
     def block_at_size(self, tree_size: int) -> StoredBlock | None:
         return self._block("WHERE tree_size = ? ORDER BY height", (tree_size,))
-
-    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
-        yield from self._stream("SELECT idx, data FROM ledger_entries", "idx", start)
-
-    def iter_nodes(self) -> Iterator[tuple[int, bytes]]:
-        yield from self._stream("SELECT id, hash FROM ledger_nodes", "id", -1)
-
-    def _stream(self, select: str, key: str, start: int) -> Iterator[tuple[int, bytes]]:
-        # Keyset pagination: bounded memory on both backends, no server-side cursor needed.
-        last = start - 1
-        sql = f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {_STREAM_BATCH}".replace(
-            "?", self._ph
-        )
-        while True:
-            rows = self._conn.exec_driver_sql(sql, (last,)).fetchall()
-            if not rows:
-                return
-            for k, blob in rows:
-                yield k, blob if isinstance(blob, bytes) else bytes(blob)
-            last = rows[-1][0]
 
     def get_node_range(self, level: int, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """Return ``(index, hash)`` of stored nodes at ``level`` with lo <= index <= hi."""

@@ -45,10 +45,12 @@ class LedgerReader(Protocol):
 
     def entry_count(self) -> int: ...
 
-    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]: ...
+    def entry_range(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """Return the stored ``(index, data)`` rows with start <= index < end, in order."""
+        ...
 
-    def iter_nodes(self) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(node_key, hash)`` in key order, so level by level and left to right."""
+    def node_rows(self, lo_key: int, hi_key: int) -> list[tuple[int, bytes]]:
+        """Return ``(node_key, hash)`` rows with lo_key <= key <= hi_key, in key order."""
         ...
 
     def iter_blocks(self, start: int = 0) -> Iterator[StoredBlock]:

@@ -15,12 +15,10 @@ from medledger.ledger import proof
 from medledger.ledger.proof import NodeID
 
 __all__ = [
-    "Memo",
     "MemoryNodes",
     "NodeReader",
     "consistency_proof",
     "inclusion_proof",
-    "inclusion_proofs",
     "root_at",
 ]
 
@@ -47,62 +45,13 @@ def _fetch(reader: NodeReader, ids: Sequence[NodeID]) -> list[bytes]:
     return hashes
 
 
-Memo = dict[tuple[int, int, int], bytes]
-_MEMO_MAX = 4096
-
-
-def inclusion_proof(
-    reader: NodeReader,
-    hasher: MerkleHasher,
-    index: int,
-    size: int,
-    *,
-    memo: Memo | None = None,
-) -> list[bytes]:
+def inclusion_proof(reader: NodeReader, hasher: MerkleHasher, index: int, size: int) -> list[bytes]:
     """Return the inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
 
     Requires 0 ≤ index < size and every complete subtree of that tree to be stored.
     """
     nodes = proof.inclusion(index, size)
-    if memo is None or nodes.end - nodes.begin <= 1:
-        return nodes.rehash(_fetch(reader, nodes.ids), hasher.node_hash)
-    # Every proof at one tree size that passes through the right edge needs the same
-    # "ephemeral" hash; fold it once per (size, node) and skip fetching its parts again.
-    key = (size, *nodes.ephem)
-    ephem = memo.get(key)
-    ids = nodes.ids
-    if ephem is None:
-        hashes = _fetch(reader, ids)
-        out = nodes.rehash(hashes, hasher.node_hash)
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        memo[key] = out[nodes.begin]
-        return out
-    outside = [*ids[: nodes.begin], *ids[nodes.end :]]
-    hashes = _fetch(reader, outside)
-    return [*hashes[: nodes.begin], ephem, *hashes[nodes.begin :]]
-
-
-def inclusion_proofs(
-    reader: NodeReader,
-    hasher: MerkleHasher,
-    indices: Sequence[int],
-    size: int,
-) -> list[list[bytes]]:
-    """Return the inclusion proof of every leaf in ``indices`` at ``size``, in order.
-
-    One ``get_nodes`` call serves the whole batch (shared nodes are fetched once), which is
-    what bulk certificate export wants. Requires 0 ≤ index < size for each index.
-    """
-    plans = [proof.inclusion(i, size) for i in indices]
-    wanted: dict[NodeID, int] = {}
-    for p in plans:
-        for node in p.ids:
-            wanted.setdefault(node, len(wanted))
-    ids = list(wanted)
-    fetched = _fetch(reader, ids)
-    node_hash = hasher.node_hash
-    return [p.rehash([fetched[wanted[n]] for n in p.ids], node_hash) for p in plans]
+    return nodes.rehash(_fetch(reader, nodes.ids), hasher.node_hash)
 
 
 def consistency_proof(

@@ -67,6 +67,8 @@ class SoloOrderer:
         with self._cond:
             if self._closed:
                 raise StateError("the orderer is closed")
+            if not self._thread.is_alive():
+                raise StorageError("the sequencer has stopped; reopen the ledger")
             self._queue.append(_Request(entries, fut))
             self._pending += len(entries)
             self._cond.notify()
@@ -93,7 +95,8 @@ class SoloOrderer:
                         break
                     self._cond.wait(left)
                 batch, parts = self._take()
-            self._cut(batch, parts)
+            if batch:
+                self._cut(batch, parts)
 
     def _take(self) -> tuple[list[bytes], list[tuple[_Request, int]]]:
         """Take up to max_entries from the queue head; a big request spans several blocks."""
@@ -101,6 +104,11 @@ class SoloOrderer:
         parts: list[tuple[_Request, int]] = []
         while self._queue and len(batch) < self._max_entries:
             req = self._queue[0]
+            # A caller may cancel until its first entry is taken; after that it must wait.
+            if req.taken == 0 and not req.future.set_running_or_notify_cancel():
+                self._queue.popleft()
+                self._pending -= len(req.entries)
+                continue
             if req.future.done():
                 # An earlier slice of this request failed and its caller has been told so:
                 # committing the rest would store entries nobody will get a receipt for.
@@ -146,5 +154,5 @@ class SoloOrderer:
     def _reload_tip(self) -> ChainTip:
         try:
             return self._load_tip()
-        except MedLedgerError:
+        except Exception:  # keep the old tip: the next commit conflicts and reloads again
             return self._tip

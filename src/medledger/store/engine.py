@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,16 +13,12 @@ from medledger.errors import InputError
 SUPPORTED = ("sqlite", "postgresql")
 
 
-def sqlite_url(path: Path) -> str:
-    """Return the SQLAlchemy URL of an SQLite file."""
-    return f"sqlite:///{path}"
-
-
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL and synchronous=FULL for durable commits."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+        parsed.port  # noqa: B018 - a non-numeric port raises here, not at connect time
+    except (ArgumentError, ValueError) as exc:
         raise InputError(
             f"cannot parse database URL: {exc}",
             field="db",
@@ -76,5 +71,5 @@ def _redact(url: str) -> str:
     """Hide a password in a URL before it goes into an error message."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url.split("@")[-1]

@@ -7,11 +7,10 @@ This module (with the rest of ``verify/``) imports nothing but ``medledger.crypt
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from medledger.crypto.canonical import canonical_bytes
+from medledger.crypto.canonical import canonical_bytes, parse_json_object
 from medledger.crypto.hexcodec import from_hex
 from medledger.crypto.registry import get_suite
 from medledger.crypto.rfc6962 import hasher_for
@@ -81,7 +80,7 @@ def parse_certificate(obj: Any) -> Certificate:
             expected="the entry object",
         )
     index = obj.get("leaf_index")
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**53:
         raise MalformedDocument(
             "certificate.leaf_index must be a non-negative integer",
             field="leaf_index",
@@ -89,6 +88,13 @@ def parse_certificate(obj: Any) -> Certificate:
             expected="integer >= 0",
         )
     salt = obj.get("payload_salt")
+    if "payload_salt" in obj and salt is None:
+        raise MalformedDocument(
+            "certificate.payload_salt is null; leave the member out instead",
+            field="payload_salt",
+            value=None,
+            expected="hex salt",
+        )
     return Certificate(
         suite=_suite_name(obj),
         entry=entry,
@@ -195,6 +201,7 @@ def _check_newer(
             f"{old.root.hex()}",
             check="consistency.from",
         )
+    verify_signatures(doc.old, trust, suite)
     verify_signatures(doc.new, trust, suite)
     _consistent(suite, doc.old, doc.new, doc.proof)
 
@@ -233,8 +240,9 @@ def _check_payload(suite: Suite, cert: Certificate, payload: bytes) -> None:
         )
     candidates = [payload]
     # A JSON payload is hashed in canonical form, whatever its whitespace in the file.
-    with contextlib.suppress(ValueError, MedLedgerError):
-        candidates.append(canonical_bytes(json.loads(payload)))
+    with contextlib.suppress(MedLedgerError):
+        parsed = parse_json_object(payload, field="payload", error=MalformedDocument)
+        candidates.append(canonical_bytes(parsed))
     for body in candidates:
         if suite.hash(cert.payload_salt + body).hex() == want:
             return

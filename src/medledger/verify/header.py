@@ -108,7 +108,7 @@ class SignedHeader:
                 value=v,
                 expected=str(HEADER_VERSION),
             )
-        sigs_raw = obj.get("signatures", [])
+        sigs_raw = obj.get("signatures")
         if not isinstance(sigs_raw, list):
             raise MalformedDocument(
                 f"{field}.signatures must be a list",
@@ -174,19 +174,19 @@ def _signature(obj: Any, field: str) -> Signature:
 
 def _int(obj: dict[str, Any], name: str, field: str) -> int:
     value = obj.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
         raise MalformedDocument(
-            f"{field}.{name} must be a non-negative integer",
+            f"{field}.{name} must be a non-negative integer below 2**53",
             field=f"{field}.{name}",
             value=value,
-            expected="non-negative integer",
+            expected="integer in 0 .. 2**53 - 1",
         )
     return value
 
 
 def _match(obj: dict[str, Any], name: str, field: str, pattern: re.Pattern[str], want: str) -> str:
     value = obj.get(name)
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise MalformedDocument(
             f"{field}.{name} must be {want}", field=f"{field}.{name}", value=value, expected=want
         )
