@@ -65,3 +65,15 @@ def test_gap_in_store_is_not_papered_over(node: LedgerNode) -> None:
         arena.load(r, 32)
     assert arena.get(0, 9) is not None
     assert arena.get(0, 10) is None
+
+
+def test_memoized_right_edge_proofs_equal_plain_ones(node: LedgerNode) -> None:
+    """Proofs that reuse the memoized right-edge hash equal proofs computed from scratch."""
+    node.append(_entries(45))
+    plain = _proofs(node, 45)
+    with node.reader() as r:
+        for _ in range(2):  # the second pass is served from the memo
+            assert [
+                tree.inclusion_proof(r, node.hasher, i, 45, memo=r.memo) for i in range(45)
+            ] == plain
+    assert node.certificate(44)["inclusion_proof"] == [h.hex() for h in plain[44]]

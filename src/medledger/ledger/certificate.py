@@ -44,7 +44,7 @@ def issue(
         )
     block = reader.block_covering(index)
     header = header_of(block)
-    proof = tree.inclusion_proof(reader, hasher, index, header.tree_size)
+    proof = tree.inclusion_proof(reader, hasher, index, header.tree_size, memo=_memo(reader))
     cert: dict[str, Any] = {
         "format": CERT_FORMAT,
         "suite": suite.name,
@@ -56,6 +56,11 @@ def issue(
     if payload_salt is not None:
         cert["payload_salt"] = payload_salt.hex()
     return cert
+
+
+def _memo(reader: LedgerReader) -> tree.Memo | None:
+    memo = getattr(reader, "memo", None)
+    return memo if isinstance(memo, dict) else None
 
 
 def consistency_document(

@@ -19,6 +19,7 @@ from medledger.errors import NotFound, StateError, StorageError
 from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
+from medledger.ledger.tree import Memo
 from medledger.store.engine import READ_ONLY
 from medledger.store.migrate import first_line
 
@@ -36,6 +37,7 @@ class SqlLedgerStore:
         # must be translated here as well as SQLAlchemy's.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self.arena = NodeArena()  # whole levels in memory once warm_cache() has run
+        self.memo: Memo = {}  # right-edge hashes by tree size, for proofs (see tree.py)
 
     @contextmanager
     def reader(self) -> Iterator[SqlReader]:
@@ -46,7 +48,7 @@ class SqlLedgerStore:
                     conn.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                yield SqlReader(conn, self._ph, self.arena)
+                yield SqlReader(conn, self._ph, self.arena, self.memo)
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from exc
         except self._driver_error as exc:
@@ -89,8 +91,10 @@ class SqlReader:
         conn: Connection,
         ph: str,
         arena: NodeArena | None = None,
+        memo: Memo | None = None,
     ) -> None:
         self._arena = arena if arena is not None else NodeArena()
+        self.memo: Memo = {} if memo is None else memo
         self._conn = conn
         self._ph = ph
         self._cur: Any = None

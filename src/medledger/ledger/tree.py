@@ -15,6 +15,7 @@ from medledger.ledger import proof
 from medledger.ledger.proof import NodeID
 
 __all__ = [
+    "Memo",
     "MemoryNodes",
     "NodeReader",
     "consistency_proof",
@@ -45,13 +46,38 @@ def _fetch(reader: NodeReader, ids: Sequence[NodeID]) -> list[bytes]:
     return hashes
 
 
-def inclusion_proof(reader: NodeReader, hasher: MerkleHasher, index: int, size: int) -> list[bytes]:
+Memo = dict[tuple[int, int, int], bytes]
+_MEMO_MAX = 4096
+
+
+def inclusion_proof(
+    reader: NodeReader,
+    hasher: MerkleHasher,
+    index: int,
+    size: int,
+    *,
+    memo: Memo | None = None,
+) -> list[bytes]:
     """Return the inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
 
     Requires 0 ≤ index < size and every complete subtree of that tree to be stored.
     """
     nodes = proof.inclusion(index, size)
-    return nodes.rehash(_fetch(reader, nodes.ids), hasher.node_hash)
+    if memo is None or nodes.end - nodes.begin <= 1:
+        return nodes.rehash(_fetch(reader, nodes.ids), hasher.node_hash)
+    # About half of all proofs fold the same incomplete right-edge subtree: at one tree size
+    # its hash never changes, so ``memo`` keeps it by (size, node) and skips fetching its parts.
+    key = (size, *nodes.ephem)
+    ephem = memo.get(key)
+    if ephem is None:
+        out = nodes.rehash(_fetch(reader, nodes.ids), hasher.node_hash)
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[key] = out[nodes.begin]
+        return out
+    ids = nodes.ids
+    hashes = _fetch(reader, [*ids[: nodes.begin], *ids[nodes.end :]])
+    return [*hashes[: nodes.begin], ephem, *hashes[nodes.begin :]]
 
 
 def consistency_proof(
