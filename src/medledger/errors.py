@@ -13,10 +13,14 @@ verifier, which ships alone) can raise these.
     │   ├── EntryTooLarge          an entry's canonical encoding exceeds the cap
     │   ├── UnknownSuite           a crypto suite name nobody implements
     │   ├── MalformedDocument      a certificate, proof, key or trust file cannot be parsed
+    │   ├── ResourceInvalid        a FHIR resource fails validation; ``issues`` name paths (422)
+    │   ├── UnknownResourceType    a FHIR resource type this server does not serve  (exit 2, 404)
     │   └── NotFound               an index, height or size that does not exist  (exit 2, 404)
     ├── StateError                 the operation does not fit the store's state  (exit 2, 409)
     │   ├── LedgerExists           init on a directory that already holds a ledger
-    │   └── LedgerMissing          a command on a directory with no ledger
+    │   ├── LedgerMissing          a command on a directory with no ledger
+    │   ├── PreconditionFailed     If-Match / If-None-Exist do not hold            (exit 2, 412)
+    │   └── Gone                   the data was erased (its key destroyed)          (exit 2, 410)
     ├── VerificationFailed         checked and found invalid                     (exit 1, 422)
     │   ├── ProofInvalid           a Merkle proof does not hold
     │   │   └── RootMismatch       the proof leads to a different root
@@ -33,6 +37,7 @@ from typing import Any
 __all__ = [
     "AuditFailed",
     "EntryTooLarge",
+    "Gone",
     "InputError",
     "InvalidEntry",
     "LedgerExists",
@@ -41,11 +46,14 @@ __all__ = [
     "MedLedgerError",
     "NotFound",
     "PayloadMismatch",
+    "PreconditionFailed",
     "ProofInvalid",
+    "ResourceInvalid",
     "RootMismatch",
     "SignatureInvalid",
     "StateError",
     "StorageError",
+    "UnknownResourceType",
     "UnknownSuite",
     "VerificationFailed",
 ]
@@ -115,6 +123,27 @@ class NotFound(InputError):
     http_status = 404
 
 
+class ResourceInvalid(InputError):
+    """A FHIR resource failed validation. ``issues`` lists each problem with its element path.
+
+    Each issue is ``{"severity": "error", "code": <FHIR issue type>, "diagnostics": str,
+    "expression": [<FHIRPath of the element>]}``, ready for an OperationOutcome.
+    """
+
+    code = "fhir.invalid"
+    http_status = 422
+
+    def __init__(self, message: str, *, issues: list[dict[str, Any]], **details: Any) -> None:
+        first = issues[0].get("expression", [None])[0] if issues else None
+        super().__init__(message, field=first, expected="a valid FHIR R4 resource", **details)
+        self.issues = issues
+
+
+class UnknownResourceType(InputError):
+    code = "fhir.unknown_type"
+    http_status = 404
+
+
 class StateError(MedLedgerError):
     code = "state.conflict"
     http_status = 409
@@ -127,6 +156,16 @@ class LedgerExists(StateError):
 
 class LedgerMissing(StateError):
     code = "ledger.missing"
+
+
+class PreconditionFailed(StateError):
+    code = "state.precondition_failed"
+    http_status = 412
+
+
+class Gone(StateError):
+    code = "state.gone"
+    http_status = 410
 
 
 class VerificationFailed(MedLedgerError):

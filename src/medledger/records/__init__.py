@@ -1,0 +1,1 @@
+"""Clinical records: FHIR R4 resources, encrypted at rest, versioned, anchored on the ledger."""
