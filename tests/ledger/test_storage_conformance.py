@@ -122,3 +122,31 @@ def test_open_reader_does_not_block_appends(node: LedgerNode) -> None:
         other = LedgerNode.open(node.data_dir)
         other.close()
         assert r.entry_count() == 3  # the reader keeps its snapshot
+
+
+def test_commit_hooks_commit_with_the_block(node: LedgerNode) -> None:
+    """A hook's writes commit with the block; a failing hook aborts the block entirely."""
+    from sqlalchemy import text
+
+    from medledger.errors import StorageError
+
+    seen: list[int] = []
+
+    def hook(conn: object, block: object) -> None:
+        seen.append(block.header.height)  # type: ignore[attr-defined]
+        conn.execute(  # type: ignore[attr-defined]
+            text("INSERT INTO chain_meta (key, value) VALUES (:k, 'x')"),
+            {"k": f"hook-{block.header.height}"},  # type: ignore[attr-defined]
+        )
+        if block.header.height == 2:  # type: ignore[attr-defined]
+            raise StorageError("hook refused")
+
+    node.add_commit_hook(hook)
+    node.append(_entries(1))
+    with pytest.raises(StorageError, match="hook refused"):
+        node.append(_entries(1, 1))
+    with node.reader() as r:
+        assert r.get_meta("hook-1") == "x"
+        assert r.get_meta("hook-2") is None
+        assert r.entry_count() == 1
+    assert seen == [1, 2]

@@ -12,13 +12,15 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from sqlalchemy import Connection
 
 from medledger.crypto.keys import key_id, read_signing_key, write_signing_key
 from medledger.crypto.registry import get_suite
@@ -53,12 +55,22 @@ from medledger.verify.header import SignedHeader
 log = logging.getLogger(__name__)
 
 
-class _SqlCommitter:
-    """Store a block's entries, nodes, header and signatures in one durable transaction."""
+CommitHook = Callable[[Connection, Block], None]
 
-    def __init__(self, store: SqlLedgerStore, head_path: Path | None) -> None:
+
+class _SqlCommitter:
+    """Store a block's entries, nodes, header and signatures in one durable transaction.
+
+    Commit hooks run inside that same transaction, so what they write (a record version marked
+    as anchored, say) commits together with the block or not at all.
+    """
+
+    def __init__(
+        self, store: SqlLedgerStore, head_path: Path | None, hooks: list[CommitHook]
+    ) -> None:
         self._store = store
         self._head_path = head_path
+        self._hooks = hooks
 
     def commit(self, block: Block) -> None:
         h = block.header
@@ -72,6 +84,8 @@ class _SqlCommitter:
                 h.signing_bytes(),
                 [(s.key_id, s.sig) for s in h.signatures],
             )
+            for hook in self._hooks:
+                hook(w.connection, block)
         if self._store.arena.active:
             self._store.arena.append_nodes(block.nodes)
         if self._head_path is not None:
@@ -113,6 +127,7 @@ class LedgerNode:
         self.builder = BlockBuilder(self.suite, self._key, self.key_id, config.chain, clock)
         self._orderer: SoloOrderer | None = None
         self._orderer_lock = threading.Lock()
+        self._hooks: list[CommitHook] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -244,11 +259,19 @@ class LedgerNode:
     def _new_orderer(self) -> SoloOrderer:
         return SoloOrderer(
             self.builder,
-            _SqlCommitter(self.store, self.data_dir / HEAD_FILE),
+            _SqlCommitter(self.store, self.data_dir / HEAD_FILE, self._hooks),
             self.load_tip,
             max_entries=self.config.block_max_entries,
             max_wait_ms=self.config.block_max_wait_ms,
         )
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Run ``hook(connection, block)`` inside every block's commit transaction.
+
+        A hook that raises aborts the block: its entries are not appended and their callers
+        get the error. Hooks see only the ledger's own database connection.
+        """
+        self._hooks.append(hook)
 
     def load_tip(self) -> ChainTip:
         """Rebuild the chain tip (newest header and tree right edge) from the store."""

@@ -289,6 +289,11 @@ class SqlWriter:
         self._conn = conn
         self._ph = ph
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for commit hooks that must commit with the block."""
+        return self._conn
+
     def _many(self, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
             marks = ",".join([self._ph] * len(rows[0]))
