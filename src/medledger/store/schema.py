@@ -50,6 +50,20 @@ ledger_signatures = Table(
     Column("sig", LargeBinary, nullable=False),
 )
 
+# One data key per subject (a pseudonym, never PHI), wrapped under the master key ``master_kid``.
+# ``wrapped`` is NULL once the subject is erased (crypto-shredding); the row stays as a tombstone
+# so the subject can never silently get a fresh key.
+record_keys = Table(
+    "record_keys",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("master_kid", String(16), nullable=False, index=True),
+    Column("wrapped", LargeBinary, nullable=True),
+    Column("created", String(32), nullable=False),
+    Column("shredded_at", String(32), nullable=True),
+    Column("shred_reason", Text, nullable=True),
+)
+
 __all__ = [
     "chain_meta",
     "ledger_blocks",
@@ -57,4 +71,5 @@ __all__ = [
     "ledger_nodes",
     "ledger_signatures",
     "metadata",
+    "record_keys",
 ]

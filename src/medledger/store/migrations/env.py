@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from medledger.store import schema_records  # noqa: F401  (registers the record tables)
 from medledger.store.schema import metadata
 
 config = context.config

@@ -1,0 +1,418 @@
+"""The record store: encrypted, append-only versions with their ledger anchoring.
+
+A write stores the new version in state ``pending`` together with the ledger entry that will
+certify it (an outbox row), in one transaction with the current pointer and the search rows.
+The ledger's commit hook (``anchor_hook``) marks it ``anchored`` inside the block's own
+transaction, so a version is anchored exactly when its entry is durably in the log
+(docs/decisions.md D15). ``pending()`` lists what recovery must still append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from medledger.crypto.canonical import canonical_bytes, stable_canonical_bytes
+from medledger.crypto.suite import Suite
+from medledger.errors import (
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    StateError,
+    StorageError,
+)
+from medledger.ledger.block import Block, format_ts
+from medledger.store.engine import READ_ONLY
+from medledger.store.schema_records import (
+    record_conditional,
+    record_current,
+    record_search,
+    record_versions,
+)
+
+SALT_BYTES = 16
+
+
+class Crypter(Protocol):
+    """What the store needs from the key ring (records.keyring.KeyRing)."""
+
+    def encrypt(self, subject: str, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    def decrypt(self, subject: str, blob: bytes, aad: bytes) -> bytes: ...
+
+    def data_key(self, subject: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One search value of the current version (see records.search_params)."""
+
+    param: str
+    kind: str
+    system: str | None
+    value: str
+    low: str | None = None
+    high: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    rtype: str
+    rid: str
+    vid: int
+    ts: str
+    deleted: bool
+    inst: str
+    subject: str
+    payload_hash: str
+    state: str
+    ledger_index: int | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.rtype}/{self.rid}/_history/{self.vid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write's outcome: the version and the ledger entry to append (None if nothing new)."""
+
+    version: Version
+    entry: bytes | None
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    version: Version
+    resource: dict[str, Any]
+    salt: bytes
+
+
+def _ref_key(ref: str) -> tuple[str, str, int]:
+    rtype, rid, _, vid = ref.split("/")
+    return rtype, rid, int(vid)
+
+
+class RecordStore:
+    """Versions, current pointers and search rows on the node's engine."""
+
+    def __init__(self, engine: Engine, keyring: Crypter, suite: Suite) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.suite = suite
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any] | None,
+        *,
+        inst: str,
+        subject: str,
+        index: Sequence[IndexRow] = (),
+        if_match: int | None = None,
+        must_be_new: bool = False,
+        conditional: str | None = None,
+    ) -> Written:
+        """Store a new version of ``rtype/rid`` (``resource`` None = delete) as pending.
+
+        ``if_match`` requires the current version id; ``must_be_new`` refuses an existing id;
+        ``conditional`` (a normalized If-None-Exist criteria hash) makes concurrent identical
+        conditional creates converge on one resource: the losers get the winner back with
+        ``created=False``. Returns the version and the ledger entry the caller must append.
+        """
+        ts = format_ts(time.time())
+        # Create the subject's data key first, in the key ring's own transaction: inside ours it
+        # would wait for the write lock we hold (SQLite has one writer).
+        self.keyring.data_key(subject)
+        try:
+            with self.engine.begin() as conn:
+                return self._write(
+                    conn,
+                    rtype,
+                    rid,
+                    resource,
+                    ts,
+                    inst,
+                    subject,
+                    index,
+                    if_match,
+                    must_be_new,
+                    conditional,
+                )
+        except IntegrityError as exc:
+            if conditional is not None:
+                winner = self._conditional_winner(rtype, conditional)
+                if winner is not None:
+                    return Written(self.current(rtype, winner), None, False)
+            raise StateError(
+                f"{rtype}/{rid} was written concurrently; retry with If-Match",
+                ref=f"{rtype}/{rid}",
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"record store: {exc.__class__.__name__}") from exc
+
+    def _write(
+        self,
+        conn: Connection,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any] | None,
+        ts: str,
+        inst: str,
+        subject: str,
+        index: Sequence[IndexRow],
+        if_match: int | None,
+        must_be_new: bool,
+        conditional: str | None,
+    ) -> Written:
+        cur_q = select(record_current).where(
+            and_(record_current.c.rtype == rtype, record_current.c.rid == rid)
+        )
+        if conn.dialect.name == "postgresql":
+            cur_q = cur_q.with_for_update()
+        cur = conn.execute(cur_q).first()
+        if cur is not None and must_be_new:
+            raise StateError(f"{rtype}/{rid} already exists", ref=f"{rtype}/{rid}")
+        if if_match is not None and (cur is None or cur.vid != if_match):
+            have = "none" if cur is None else f'W/"{cur.vid}"'
+            raise PreconditionFailed(
+                f"If-Match wants version {if_match} of {rtype}/{rid}, the current one is {have}",
+                ref=f"{rtype}/{rid}",
+            )
+        if resource is None:
+            if cur is None:
+                raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+            if cur.deleted:  # deleting a deleted resource changes nothing (FHIR: idempotent)
+                return Written(self._version(conn, rtype, rid, cur.vid), None, False)
+        if conditional is not None:
+            conn.execute(
+                insert(record_conditional).values(rtype=rtype, criteria=conditional, rid=rid)
+            )
+        vid = 1 if cur is None else cur.vid + 1
+        ref = f"{rtype}/{rid}/_history/{vid}"
+        salt = os.urandom(SALT_BYTES)
+        if resource is None:
+            body: dict[str, Any] = {"resourceType": rtype, "id": rid, "deleted": True}
+            kind = "record.delete"
+        else:
+            meta = dict(resource.get("meta") or {})
+            meta.update(versionId=str(vid), lastUpdated=ts)
+            body = {**resource, "id": rid, "meta": meta}
+            kind = "record.put"
+        canonical = stable_canonical_bytes(body)
+        payload_hash = self.suite.hash(salt + canonical).hex()
+        blob = self.keyring.encrypt(
+            subject, canonical_bytes({"resource": body, "salt": salt.hex()}), ref.encode()
+        )
+        entry = canonical_bytes(
+            {
+                "v": 1,
+                "type": kind,
+                "inst": inst,
+                "ts": ts,
+                "ref": ref,
+                "subject": subject,
+                "payload_hash": payload_hash,
+            }
+        )
+        deleted = resource is None
+        conn.execute(
+            insert(record_versions).values(
+                rtype=rtype,
+                rid=rid,
+                vid=vid,
+                ts=ts,
+                deleted=deleted,
+                inst=inst,
+                subject=subject,
+                blob=blob,
+                payload_hash=payload_hash,
+                entry=entry,
+                state="pending",
+                ledger_index=None,
+            )
+        )
+        values = {"vid": vid, "deleted": deleted, "ts": ts, "inst": inst, "subject": subject}
+        if cur is None:
+            conn.execute(insert(record_current).values(rtype=rtype, rid=rid, **values))
+        else:
+            conn.execute(
+                update(record_current)
+                .where(and_(record_current.c.rtype == rtype, record_current.c.rid == rid))
+                .values(**values)
+            )
+        conn.execute(
+            delete(record_search).where(
+                and_(record_search.c.rtype == rtype, record_search.c.rid == rid)
+            )
+        )
+        if not deleted and index:
+            conn.execute(
+                insert(record_search),
+                [
+                    {
+                        "rtype": rtype,
+                        "rid": rid,
+                        "param": r.param,
+                        "kind": r.kind,
+                        "system": r.system,
+                        "value": r.value,
+                        "low": r.low,
+                        "high": r.high,
+                    }
+                    for r in index
+                ],
+            )
+        version = Version(
+            rtype, rid, vid, ts, deleted, inst, subject, payload_hash, "pending", None
+        )
+        return Written(version, entry, True)
+
+    def _conditional_winner(self, rtype: str, criteria: str) -> str | None:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            row = conn.execute(
+                select(record_conditional.c.rid).where(
+                    and_(
+                        record_conditional.c.rtype == rtype,
+                        record_conditional.c.criteria == criteria,
+                    )
+                )
+            ).first()
+        return None if row is None else str(row.rid)
+
+    # -- anchoring ---------------------------------------------------------------------------
+
+    def anchor_hook(self, conn: Connection, block: Block) -> None:
+        """Mark the versions certified by ``block`` as anchored, in the block's transaction."""
+        rows = []
+        for i, entry in enumerate(block.entries):
+            if b'"type":"record.' not in entry:
+                continue
+            rtype, rid, vid = _ref_key(json.loads(entry)["ref"])
+            rows.append({"r": rtype, "i": rid, "n": vid, "x": block.first_index + i})
+        if rows:
+            v = record_versions.c
+            conn.execute(
+                update(record_versions)
+                .where(
+                    and_(
+                        v.rtype == bindparam("r"), v.rid == bindparam("i"), v.vid == bindparam("n")
+                    )
+                )
+                .values(state="anchored", ledger_index=bindparam("x")),
+                rows,
+            )
+
+    def pending(self) -> list[tuple[Version, bytes]]:
+        """Return the versions whose ledger entries are not yet in the log, oldest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                select(record_versions)
+                .where(record_versions.c.state == "pending")
+                .order_by(record_versions.c.ts)
+            ).all()
+        return [(_version(r), bytes(r.entry)) for r in rows]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def current(self, rtype: str, rid: str) -> Version:
+        with self._reader() as conn:
+            cur = conn.execute(
+                select(record_current.c.vid).where(
+                    and_(record_current.c.rtype == rtype, record_current.c.rid == rid)
+                )
+            ).first()
+            if cur is None:
+                raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+            return self._version(conn, rtype, rid, cur.vid)
+
+    def load(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
+        """Decrypt a version (the current one by default); Gone for deletes and erasures."""
+        with self._reader() as conn:
+            if vid is None:
+                vid = self.current(rtype, rid).vid
+            row = conn.execute(
+                select(record_versions).where(
+                    and_(
+                        record_versions.c.rtype == rtype,
+                        record_versions.c.rid == rid,
+                        record_versions.c.vid == vid,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid}/_history/{vid} does not exist", field="vid", value=vid)
+        version = _version(row)
+        if version.deleted:
+            raise Gone(f"{version.ref} is a deletion", ref=version.ref)
+        plain = self.keyring.decrypt(version.subject, bytes(row.blob), version.ref.encode())
+        body = json.loads(plain)
+        return Loaded(version, body["resource"], bytes.fromhex(body["salt"]))
+
+    def history(self, rtype: str, rid: str) -> list[Version]:
+        """Return every version of ``rtype/rid``, newest first."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                select(record_versions)
+                .where(and_(record_versions.c.rtype == rtype, record_versions.c.rid == rid))
+                .order_by(record_versions.c.vid.desc())
+            ).all()
+        if not rows:
+            raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+        return [_version(r) for r in rows]
+
+    def _version(self, conn: Connection, rtype: str, rid: str, vid: int) -> Version:
+        row = conn.execute(
+            select(record_versions).where(
+                and_(
+                    record_versions.c.rtype == rtype,
+                    record_versions.c.rid == rid,
+                    record_versions.c.vid == vid,
+                )
+            )
+        ).first()
+        if row is None:
+            raise StorageError(f"current pointer of {rtype}/{rid} names missing version {vid}")
+        return _version(row)
+
+    def _reader(self) -> Any:
+        try:
+            return self.engine.connect().execution_options(**{READ_ONLY: True})
+        except SQLAlchemyError as exc:
+            raise StorageError(f"record store: {exc.__class__.__name__}") from exc
+
+
+def _version(row: Any) -> Version:
+    return Version(
+        row.rtype,
+        row.rid,
+        int(row.vid),
+        row.ts,
+        bool(row.deleted),
+        row.inst,
+        row.subject,
+        row.payload_hash,
+        row.state,
+        None if row.ledger_index is None else int(row.ledger_index),
+    )
+
+
+__all__ = [
+    "Crypter",
+    "IndexRow",
+    "Loaded",
+    "RecordStore",
+    "Version",
+    "Written",
+]
