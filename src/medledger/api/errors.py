@@ -1,0 +1,63 @@
+"""One place that turns errors into responses: OperationOutcome under /fhir, JSON elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from medledger.errors import InputError, MedLedgerError, StorageError
+from medledger.records.fhir_model import operation_outcome, outcome_for
+
+FHIR_JSON = "application/fhir+json"
+log = logging.getLogger(__name__)
+
+
+def error_response(request: Request, exc: MedLedgerError) -> JSONResponse:
+    """Render ``exc`` as an OperationOutcome (FHIR paths) or the native JSON envelope."""
+    if request.url.path.startswith("/fhir/"):
+        return JSONResponse(outcome_for(exc), status_code=exc.http_status, media_type=FHIR_JSON)
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: nothing a client sends may produce a traceback or a bare 500."""
+
+    @app.exception_handler(MedLedgerError)
+    async def _ours(request: Request, exc: MedLedgerError) -> JSONResponse:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(
+            request,
+            InputError(f"bad request: {first.get('msg', 'invalid')}", field=where or None),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = InputError(str(exc.detail))
+        err.http_status = exc.status_code
+        if request.url.path.startswith("/fhir/"):
+            body = operation_outcome(
+                [
+                    {
+                        "severity": "error",
+                        "code": "not-found" if exc.status_code == 404 else "invalid",
+                        "diagnostics": str(exc.detail),
+                    }
+                ]
+            )
+            return JSONResponse(body, status_code=exc.status_code, media_type=FHIR_JSON)
+        return JSONResponse({"error": err.to_dict()}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: log it (no request body, so no PHI) and say so.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, StorageError("internal error; see the server log"))

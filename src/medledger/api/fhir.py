@@ -1,0 +1,224 @@
+"""FHIR R4 REST: read, vread, create, update, delete, instance history, $certificate."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from medledger import __version__
+from medledger.api.errors import FHIR_JSON
+from medledger.crypto.canonical import parse_json_object
+from medledger.errors import InputError, MalformedDocument, PreconditionFailed
+from medledger.records.fhir_model import SUPPORTED_TYPES
+from medledger.records.service import RecordService, Saved
+from medledger.records.store import Loaded, Version
+
+BASE = "/fhir/R4"
+_ETAG = re.compile(r'^(W/)?"(\d+)"$')
+ACCEPTED_TYPES = ("application/fhir+json", "application/json")
+
+
+def router(service: RecordService, *, max_body: int) -> APIRouter:
+    """Build the /fhir/R4 routes over ``service``."""
+    r = APIRouter(prefix=BASE)
+
+    async def body_of(request: Request) -> Any:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ACCEPTED_TYPES:
+            err = InputError(
+                f"content type {ctype or '(none)'} is not accepted",
+                field="Content-Type",
+                value=ctype,
+                expected="application/fhir+json",
+            )
+            err.http_status = 415
+            raise err
+        raw = await request.body()
+        if len(raw) > max_body:
+            err = InputError(
+                f"body of {len(raw)} bytes exceeds the limit of {max_body}",
+                field="body",
+                value=len(raw),
+                expected=f"at most {max_body} bytes",
+            )
+            err.http_status = 413
+            raise err
+        return parse_json_object(raw, field="body", error=MalformedDocument)
+
+    @r.get("/metadata")
+    def metadata() -> JSONResponse:
+        return _fhir(capability_statement())
+
+    @r.post("/{rtype}")
+    async def create(
+        rtype: str,
+        request: Request,
+        if_none_exist: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        if if_none_exist is not None:
+            err = InputError(
+                "conditional create (If-None-Exist) is not supported by this server yet",
+                field="If-None-Exist",
+                value=if_none_exist,
+                expected="no If-None-Exist header",
+            )
+            raise err
+        body = await body_of(request)
+        saved = await _run(service.create, rtype, body)
+        return _saved(saved, status=201)
+
+    @r.get("/{rtype}/{rid}")
+    def read(rtype: str, rid: str) -> Response:
+        _known(rtype)
+        return _loaded(service.read(rtype, rid))
+
+    @r.put("/{rtype}/{rid}")
+    async def update(
+        rtype: str,
+        rid: str,
+        request: Request,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        body = await body_of(request)
+        saved = await _run(service.update, rtype, rid, body, if_match=_etag(if_match))
+        return _saved(saved, status=201 if saved.version.vid == 1 else 200)
+
+    @r.delete("/{rtype}/{rid}")
+    def remove(rtype: str, rid: str) -> Response:
+        _known(rtype)
+        saved = service.delete(rtype, rid)
+        headers = {"ETag": f'W/"{saved.version.vid}"'}
+        if saved.ledger_index is not None:
+            headers["X-Ledger-Index"] = str(saved.ledger_index)
+        return Response(status_code=204, headers=headers)
+
+    @r.get("/{rtype}/{rid}/_history")
+    def history(rtype: str, rid: str, request: Request) -> JSONResponse:
+        _known(rtype)
+        versions = service.history(rtype, rid)
+        base = str(request.base_url).rstrip("/") + BASE
+        entries = []
+        for v in versions:
+            entry: dict[str, Any] = {
+                "fullUrl": f"{base}/{rtype}/{rid}",
+                "request": {"method": "DELETE" if v.deleted else "PUT", "url": f"{rtype}/{rid}"},
+                "response": {
+                    "status": "204" if v.deleted else "200",
+                    "etag": f'W/"{v.vid}"',
+                    "lastModified": v.ts,
+                },
+            }
+            if not v.deleted:
+                entry["resource"] = service.read(rtype, rid, v.vid).resource
+            entries.append(entry)
+        return _fhir(
+            {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+        )
+
+    @r.get("/{rtype}/{rid}/_history/{vid}")
+    def vread(rtype: str, rid: str, vid: int) -> Response:
+        _known(rtype)
+        return _loaded(service.read(rtype, rid, vid))
+
+    @r.get("/{rtype}/{rid}/_history/{vid}/$certificate")
+    def certificate(rtype: str, rid: str, vid: int) -> JSONResponse:
+        _known(rtype)
+        return JSONResponse(service.certificate(rtype, rid, vid))
+
+    return r
+
+
+async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking service call (database, ledger commit) off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _known(rtype: str) -> None:
+    if rtype not in SUPPORTED_TYPES:
+        from medledger.errors import UnknownResourceType
+
+        raise UnknownResourceType(
+            f"resource type {rtype!r} is not served here",
+            field="type",
+            value=rtype,
+            expected="one of " + ", ".join(SUPPORTED_TYPES),
+        )
+
+
+def _etag(value: str | None) -> int | None:
+    if value is None:
+        return None
+    m = _ETAG.match(value.strip())
+    if m is None:
+        raise PreconditionFailed(
+            f'If-Match {value!r} is not a version ETag like W/"3"', field="If-Match"
+        )
+    return int(m.group(2))
+
+
+def _fhir(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _headers(v: Version, ledger_index: int | None) -> dict[str, str]:
+    when = datetime.fromisoformat(v.ts.replace("Z", "+00:00"))
+    out = {"ETag": f'W/"{v.vid}"', "Last-Modified": format_datetime(when, usegmt=True)}
+    index = ledger_index if ledger_index is not None else v.ledger_index
+    if index is not None:
+        out["X-Ledger-Index"] = str(index)
+    return out
+
+
+def _loaded(loaded: Loaded) -> JSONResponse:
+    return _fhir(loaded.resource, headers=_headers(loaded.version, None))
+
+
+def _saved(saved: Saved, *, status: int) -> JSONResponse:
+    v = saved.version
+    headers = _headers(v, saved.ledger_index)
+    headers["Location"] = f"{BASE}/{v.rtype}/{v.rid}/_history/{v.vid}"
+    assert saved.resource is not None
+    return _fhir(saved.resource, status=status if saved.created else 200, headers=headers)
+
+
+def capability_statement() -> dict[str, Any]:
+    """Describe exactly what this server implements today."""
+    interactions = [
+        {"code": c} for c in ("read", "vread", "create", "update", "delete", "history-instance")
+    ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "kind": "instance",
+        "software": {"name": "MedLedger", "version": __version__},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": t,
+                        "interaction": interactions,
+                        "versioning": "versioned",
+                        "readHistory": True,
+                        "updateCreate": True,
+                        "conditionalCreate": False,
+                        "conditionalUpdate": False,
+                        "conditionalDelete": "not-supported",
+                    }
+                    for t in SUPPORTED_TYPES
+                ],
+            }
+        ],
+    }
