@@ -53,3 +53,18 @@ def test_errors_module_imports_nothing_of_ours() -> None:
     tree = ast.parse((SRC / "errors.py").read_text(encoding="utf-8"))
     mods = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in mods if m and m.startswith("medledger")]
+
+
+def test_domain_packages_never_import_api_or_cli() -> None:
+    """records/ (and every lower layer) imports neither the HTTP API nor the CLI."""
+    for package in ("records", "ledger", "ordering", "store", "crypto", "verify"):
+        ours = {m for m in _imports(package) if m.startswith("medledger")}
+        bad = {m for m in ours if m.startswith(("medledger.api", "medledger.cli"))}
+        assert not bad, (package, sorted(bad))
+
+
+def test_ledger_does_not_import_records() -> None:
+    """Dependencies point down: records build on the ledger, never the reverse."""
+    for package in ("ledger", "ordering", "store", "crypto", "verify"):
+        ours = {m for m in _imports(package) if m.startswith("medledger")}
+        assert not {m for m in ours if m.startswith("medledger.records")}, package
