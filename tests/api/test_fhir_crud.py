@@ -143,3 +143,15 @@ def test_metadata_and_health(live: Live) -> None:
     assert len(cap["rest"][0]["resource"]) == 15
     assert live.client.get("/healthz").json() == {"status": "ok"}
     assert live.client.get("/readyz").json()["status"] == "ready"
+
+
+def test_erased_patient_reads_410(live: Live) -> None:
+    """After crypto-shredding, every version of the patient's resources answers 410 Gone."""
+    c = live.client
+    pid = c.post("/fhir/R4/Patient", content=json.dumps(PATIENT), headers=FHIR).json()["id"]
+    oid = c.post("/fhir/R4/Observation", content=json.dumps(_obs(pid)), headers=FHIR).json()["id"]
+    live.service.erase_patient(pid, "REQ-7", force=True)
+    for path in (f"/fhir/R4/Patient/{pid}", f"/fhir/R4/Observation/{oid}/_history/1"):
+        r = c.get(path)
+        assert r.status_code == 410, r.text
+        assert r.json()["issue"][0]["code"] == "deleted"

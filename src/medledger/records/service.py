@@ -7,13 +7,17 @@ beside the ledger's files, ``master.key`` (wraps every patient data key) and ``g
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medledger.errors import InputError
+from medledger.errors import InputError, NotFound, StateError
+from medledger.ledger.block import format_ts
 from medledger.ledger.node import LedgerNode
 from medledger.records.anchoring import AnchoredStore
 from medledger.records.blind import (
@@ -24,13 +28,15 @@ from medledger.records.blind import (
     pseudonym,
 )
 from medledger.records.fhir_model import validate_resource
-from medledger.records.keyring import KeyRing
+from medledger.records.keyring import KeyRing, Progress
 from medledger.records.masterkey import MasterKey, generate_master_key, load_master_key
 from medledger.records.search_index import extract_index
 from medledger.records.store import IndexRow, Loaded, RecordStore, Version
 
 MASTER_FILE = "master.key"
+NEXT_MASTER_FILE = "master.key.next"  # present only while a rotation is under way
 GROUP_FILE = "group.secret"
+RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保存期限)
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
@@ -51,14 +57,22 @@ class RecordService:
     """Records of one node, on its ledger."""
 
     def __init__(
-        self, ledger: LedgerNode, master: MasterKey, group: GroupSecret, *, institution: str
+        self,
+        ledger: LedgerNode,
+        master: MasterKey,
+        group: GroupSecret,
+        *,
+        institution: str,
+        next_master: MasterKey | None = None,
     ) -> None:
         self.ledger = ledger
         self.suite = ledger.suite
         self.institution = institution
         self.group = group
         self.blind = BlindIndex.from_group_secret(group, self.suite)
-        self.keyring = KeyRing(ledger.store.engine, self.suite, [master])
+        self.master = master
+        masters = [master] if next_master is None else [next_master, master]
+        self.keyring = KeyRing(ledger.store.engine, self.suite, masters)
         self.store = RecordStore(ledger.store.engine, self.keyring, self.suite)
         self.anchored = AnchoredStore(self.store, ledger)
 
@@ -77,9 +91,114 @@ class RecordService:
             if group_path.exists()
             else generate_group_secret(group_path)
         )
-        service = cls(ledger, master, group, institution=institution or ledger.config.node)
+        next_path = data / NEXT_MASTER_FILE
+        nxt = load_master_key(next_path) if next_path.exists() else None
+        service = cls(
+            ledger,
+            master,
+            group,
+            institution=institution or ledger.config.node,
+            next_master=nxt,
+        )
         service.anchored.recover()
         return service
+
+    # -- keys and erasure --------------------------------------------------------------------
+
+    def rotate_master(
+        self, progress: Progress | None = None, *, batch: int = 500
+    ) -> tuple[str, str, int]:
+        """Re-wrap every patient data key under a new master key; payloads are untouched.
+
+        The new key is staged as ``master.key.next`` first, so an interrupted rotation (even
+        kill -9) resumes on the next run while reads keep working with both keys. When it is
+        done, the old key file is kept as ``master.key.retired-<kid>`` (backups still need it)
+        and a ``key.rotate`` entry goes on the ledger. Returns (old kid, new kid, re-wrapped).
+        """
+        data = self.ledger.data_dir
+        next_path = data / NEXT_MASTER_FILE
+        new = (
+            load_master_key(next_path)
+            if next_path.exists()
+            else generate_master_key(next_path, self.suite)
+        )
+        old = self.master
+        count = self.keyring.rotate(new, batch=batch, progress=progress)
+        os.replace(data / MASTER_FILE, data / f"{MASTER_FILE}.retired-{old.kid}")
+        os.replace(next_path, data / MASTER_FILE)
+        self.master = new
+        self.ledger.append(
+            [
+                {
+                    "v": 1,
+                    "type": "key.rotate",
+                    "inst": self.institution,
+                    "ts": _now(),
+                    "meta": {"from": old.kid, "to": new.kid, "rewrapped": count},
+                }
+            ]
+        )
+        return old.kid, new.kid, count
+
+    def erase_patient(
+        self,
+        patient_id: str,
+        reason: str,
+        *,
+        force: bool = False,
+        retention_years: int = RETENTION_YEARS,
+    ) -> tuple[str, int]:
+        """Crypto-shred a patient: destroy their data key so every version becomes unreadable.
+
+        Refused while the patient's records are younger than the retention floor unless
+        ``force`` is given. The erasure (forced or not) is a ``record.erase`` ledger entry that
+        carries the pseudonym and a hash of the reason, never the reason itself. Returns the
+        erasure time and the entry's ledger index.
+        """
+        _check_id(patient_id)
+        if not reason.strip():
+            raise InputError(
+                "an erasure needs a reason",
+                field="reason",
+                value=reason,
+                expected="an administrative reference, e.g. a ticket number",
+            )
+        subject = pseudonym(self.group, self.institution, f"Patient/{patient_id}", self.suite)
+        last = self.store.last_update(subject)
+        if last is None:
+            raise NotFound(
+                f"no records of Patient/{patient_id} on this node",
+                field="patient",
+                value=patient_id,
+            )
+        floor = _years_after(last, retention_years)
+        if not force and _now() < floor:
+            raise StateError(
+                f"Patient/{patient_id} was last updated {last}; the {retention_years}-year "
+                f"retention floor allows erasure from {floor}. Use --force with a reason to "
+                "erase earlier (the override is recorded on the ledger).",
+                field="patient",
+                value=patient_id,
+            )
+        when = self.keyring.shred(subject, reason)
+        self.store.drop_search_rows(subject)
+        receipt = self.ledger.append(
+            [
+                {
+                    "v": 1,
+                    "type": "record.erase",
+                    "inst": self.institution,
+                    "ts": when,
+                    "subject": subject,
+                    "meta": {
+                        "forced": force,
+                        "retention_floor": floor,
+                        "reason_hash": self.suite.hash(reason.encode()).hex(),
+                    },
+                }
+            ]
+        )[0]
+        return when, receipt.index
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -190,6 +309,19 @@ class RecordService:
                 value = self.blind.name(value)
             rows.append(IndexRow(v.param, v.kind, system, value, v.low, v.high))
         return rows
+
+
+def _now() -> str:
+    return format_ts(time.time())
+
+
+def _years_after(ts: str, years: int) -> str:
+    when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    try:
+        later = when.replace(year=when.year + years)
+    except ValueError:  # 29 February
+        later = when.replace(year=when.year + years, day=28)
+    return format_ts(later.timestamp())
 
 
 def _check_id(rid: str) -> None:

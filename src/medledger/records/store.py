@@ -297,9 +297,13 @@ class RecordStore:
         """Mark the versions certified by ``block`` as anchored, in the block's transaction."""
         rows = []
         for i, entry in enumerate(block.entries):
-            if b'"type":"record.' not in entry:
+            # Only version entries carry a ref; a hook that raised would abort the whole block.
+            if b'"type":"record.put"' not in entry and b'"type":"record.delete"' not in entry:
                 continue
-            rtype, rid, vid = _ref_key(json.loads(entry)["ref"])
+            ref = json.loads(entry).get("ref")
+            if not isinstance(ref, str) or ref.count("/") != 3:
+                continue
+            rtype, rid, vid = _ref_key(ref)
             rows.append({"r": rtype, "i": rid, "n": vid, "x": block.first_index + i})
         if rows:
             v = record_versions.c
@@ -324,7 +328,25 @@ class RecordStore:
             ).all()
         return [(_version(r), bytes(r.entry)) for r in rows]
 
+    def drop_search_rows(self, subject: str) -> int:
+        """Delete the search rows of every resource of ``subject`` (after an erasure)."""
+        c = record_current.c
+        with self.engine.begin() as conn:
+            rids = select(c.rid).where(c.subject == subject).scalar_subquery()
+            result = conn.execute(delete(record_search).where(record_search.c.rid.in_(rids)))
+        return int(result.rowcount or 0)
+
     # -- reading -----------------------------------------------------------------------------
+
+    def last_update(self, subject: str) -> str | None:
+        """Return the newest lastUpdated of any resource of ``subject``, or None."""
+        from sqlalchemy import func
+
+        with self._reader() as conn:
+            value = conn.execute(
+                select(func.max(record_current.c.ts)).where(record_current.c.subject == subject)
+            ).scalar()
+        return None if value is None else str(value)
 
     def current(self, rtype: str, rid: str) -> Version:
         with self._reader() as conn:
