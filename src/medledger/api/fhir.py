@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,6 +16,7 @@ from medledger.api.errors import FHIR_JSON
 from medledger.crypto.canonical import parse_json_object
 from medledger.errors import InputError, MalformedDocument, PreconditionFailed
 from medledger.records.fhir_model import SUPPORTED_TYPES
+from medledger.records.search_defs import SEARCH_PARAMS
 from medledger.records.service import RecordService, Saved
 from medledger.records.store import Loaded, Version
 
@@ -53,6 +55,33 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     @r.get("/metadata")
     def metadata() -> JSONResponse:
         return _fhir(capability_statement())
+
+    @r.get("/{rtype}")
+    def search(rtype: str, request: Request) -> JSONResponse:
+        _known(rtype)
+        return _searchset(service, rtype, list(request.query_params.multi_items()), request)
+
+    @r.post("/{rtype}/_search")
+    async def search_post(rtype: str, request: Request) -> JSONResponse:
+        _known(rtype)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            err = InputError(
+                "POST _search takes form-encoded parameters",
+                field="Content-Type",
+                value=ctype,
+                expected="application/x-www-form-urlencoded",
+            )
+            err.http_status = 415
+            raise err
+        raw = await request.body()
+        try:
+            params = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError as exc:
+            raise InputError("form body is not UTF-8", field="body") from exc
+        params += list(request.query_params.multi_items())
+        result: JSONResponse = await _run(_searchset, service, rtype, params, request)
+        return result
 
     @r.post("/{rtype}")
     async def create(
@@ -140,6 +169,26 @@ async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
+def _searchset(
+    service: RecordService, rtype: str, params: list[tuple[str, str]], request: Request
+) -> JSONResponse:
+    page = service.search(rtype, params)
+    base = str(request.base_url).rstrip("/") + BASE
+    own = [(k, v) for k, v in params if k != "_page_token"]
+    links = [{"relation": "self", "url": f"{base}/{rtype}?{urlencode(params)}"}]
+    if page.next_token is not None:
+        nxt = urlencode([*own, ("_page_token", page.next_token)])
+        links.append({"relation": "next", "url": f"{base}/{rtype}?{nxt}"})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if page.total is not None:
+        bundle["total"] = page.total
+    bundle["entry"] = [
+        {"fullUrl": f"{base}/{rtype}/{res['id']}", "resource": res, "search": {"mode": "match"}}
+        for res in page.resources
+    ]
+    return _fhir(bundle)
+
+
 def _known(rtype: str) -> None:
     if rtype not in SUPPORTED_TYPES:
         from medledger.errors import UnknownResourceType
@@ -193,7 +242,8 @@ def _saved(saved: Saved, *, status: int) -> JSONResponse:
 def capability_statement() -> dict[str, Any]:
     """Describe exactly what this server implements today."""
     interactions = [
-        {"code": c} for c in ("read", "vread", "create", "update", "delete", "history-instance")
+        {"code": c}
+        for c in ("read", "vread", "create", "update", "delete", "history-instance", "search-type")
     ]
     return {
         "resourceType": "CapabilityStatement",
@@ -216,6 +266,10 @@ def capability_statement() -> dict[str, Any]:
                         "conditionalCreate": False,
                         "conditionalUpdate": False,
                         "conditionalDelete": "not-supported",
+                        "searchParam": [
+                            {"name": name, "type": p.kind}
+                            for name, p in SEARCH_PARAMS.get(t, {}).items()
+                        ],
                     }
                     for t in SUPPORTED_TYPES
                 ],

@@ -7,6 +7,8 @@ beside the ledger's files, ``master.key`` (wraps every patient data key) and ``g
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import time
@@ -16,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medledger.errors import InputError, NotFound, StateError
+from medledger.errors import Gone, InputError, NotFound, StateError
 from medledger.ledger.block import format_ts
 from medledger.ledger.node import LedgerNode
 from medledger.records.anchoring import AnchoredStore
@@ -31,6 +33,8 @@ from medledger.records.fhir_model import validate_resource
 from medledger.records.keyring import KeyRing, Progress
 from medledger.records.masterkey import MasterKey, generate_master_key, load_master_key
 from medledger.records.search_index import extract_index
+from medledger.records.search_params import parse_search
+from medledger.records.search_sql import where_clauses
 from medledger.records.store import IndexRow, Loaded, RecordStore, Version
 
 MASTER_FILE = "master.key"
@@ -40,7 +44,14 @@ RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保�
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
-_BLIND_STRINGS = frozenset({"name", "family", "given"})
+_BLIND_PARAMS = frozenset({"identifier", "name", "family", "given"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    resources: list[dict[str, Any]]
+    total: int | None
+    next_token: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,13 +313,64 @@ class RecordService:
     def _index(self, resource: dict[str, Any]) -> list[IndexRow]:
         rows = []
         for v in extract_index(resource):
-            value, system = v.value, v.system
             if v.param in _BLIND_TOKENS:
-                value, system = self.blind.token(system, value), None
-            elif v.param in _BLIND_STRINGS or v.kind == "string":
-                value = self.blind.name(value)
-            rows.append(IndexRow(v.param, v.kind, system, value, v.low, v.high))
+                # Two tokens: one for "system|value" searches and one for "value" alone.
+                for system in {v.system, None}:
+                    rows.append(IndexRow(v.param, v.kind, None, self.blind.token(system, v.value)))
+                continue
+            value = self.blind.name(v.value) if v.kind == "string" else v.value
+            rows.append(IndexRow(v.param, v.kind, v.system, value, v.low, v.high))
         return rows
+
+    def _blind_value(self, param: str, system: str | None, value: str) -> str:
+        if param in _BLIND_TOKENS:
+            return self.blind.token(system, value)
+        return self.blind.name(value)
+
+    def search(self, rtype: str, params: list[tuple[str, str]]) -> SearchPage:
+        """Run a FHIR search; only what the caller may see (all, until access control)."""
+        query = parse_search(rtype, params)
+        offset = _decode_page(query.page_token)
+        conditions = where_clauses(rtype, query.criteria, self._blind_value, _BLIND_PARAMS)
+        versions, total = self.store.search(
+            rtype,
+            conditions,
+            newest_first=query.sort == "-_lastUpdated",
+            limit=query.count + 1,
+            offset=offset,
+            with_total=query.total == "accurate",
+        )
+        more = len(versions) > query.count
+        page = versions[: query.count]
+        resources = []
+        for v in page:
+            try:
+                resources.append(self.store.load(v.rtype, v.rid, v.vid).resource)
+            except Gone:  # erased between the query and the read
+                continue
+        return SearchPage(resources, total, _encode_page(offset + query.count) if more else None)
+
+
+def _encode_page(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_page(token: str | None) -> int:
+    if token is None:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        offset = json.loads(raw)["o"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(offset)
+        return offset
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            "_page_token is not one this server issued",
+            field="_page_token",
+            value=token,
+            expected="the token from a Bundle's next link",
+        ) from exc
 
 
 def _now() -> str:

@@ -338,6 +338,45 @@ class RecordStore:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def search(
+        self,
+        rtype: str,
+        conditions: Sequence[Any],
+        *,
+        newest_first: bool,
+        limit: int,
+        offset: int,
+        with_total: bool,
+    ) -> tuple[list[Version], int | None]:
+        """Return current versions of ``rtype`` matching every condition, and the total.
+
+        Deleted resources and resources of erased patients are never returned or counted.
+        """
+        from sqlalchemy import func
+
+        from medledger.store.schema import record_keys
+
+        c = record_current.c
+        erased = select(record_keys.c.subject).where(record_keys.c.wrapped.is_(None))
+        where = and_(c.rtype == rtype, c.deleted.is_(False), c.subject.not_in(erased), *conditions)
+        order = [c.ts.desc(), c.rid.desc()] if newest_first else [c.ts, c.rid]
+        with self._reader() as conn:
+            rows = conn.execute(
+                select(c.rid, c.vid).where(where).order_by(*order).limit(limit).offset(offset)
+            ).all()
+            total = (
+                int(
+                    conn.execute(
+                        select(func.count()).select_from(record_current).where(where)
+                    ).scalar()
+                    or 0
+                )
+                if with_total
+                else None
+            )
+            versions = [self._version(conn, rtype, r.rid, r.vid) for r in rows]
+        return versions, total
+
     def last_update(self, subject: str) -> str | None:
         """Return the newest lastUpdated of any resource of ``subject``, or None."""
         from sqlalchemy import func
