@@ -89,16 +89,8 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         request: Request,
         if_none_exist: Annotated[str | None, Header()] = None,
     ) -> Response:
-        if if_none_exist is not None:
-            err = InputError(
-                "conditional create (If-None-Exist) is not supported by this server yet",
-                field="If-None-Exist",
-                value=if_none_exist,
-                expected="no If-None-Exist header",
-            )
-            raise err
         body = await body_of(request)
-        saved = await _run(service.create, rtype, body)
+        saved = await _run(service.create, rtype, body, if_none_exist=if_none_exist)
         return _saved(saved, status=201)
 
     @r.get("/{rtype}/{rid}")
@@ -263,7 +255,7 @@ def capability_statement() -> dict[str, Any]:
                         "versioning": "versioned",
                         "readHistory": True,
                         "updateCreate": True,
-                        "conditionalCreate": False,
+                        "conditionalCreate": True,
                         "conditionalUpdate": False,
                         "conditionalDelete": "not-supported",
                         "searchParam": [

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from medledger.errors import Gone, InputError, NotFound, StateError
+from medledger.errors import Gone, InputError, NotFound, PreconditionFailed, StateError
 from medledger.ledger.block import format_ts
 from medledger.ledger.node import LedgerNode
 from medledger.records.anchoring import AnchoredStore
@@ -213,11 +214,40 @@ class RecordService:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def create(self, rtype: str, body: Any, *, conditional: str | None = None) -> Saved:
-        """Create a new resource with a server-assigned id."""
+    def create(self, rtype: str, body: Any, *, if_none_exist: str | None = None) -> Saved:
+        """Create a new resource with a server-assigned id.
+
+        With ``if_none_exist`` (a FHIR search query string) this is a conditional create: one
+        match returns it unchanged (``created=False``), several are a 412, none creates. Two
+        identical conditional creates racing each other converge on one resource: the
+        normalized criteria are a unique key in the store.
+        """
         resource = validate_resource(body, expected_type=rtype)
+        criteria = None
+        if if_none_exist is not None:
+            params = sorted(parse_qsl(if_none_exist.lstrip("?"), keep_blank_values=True))
+            if not params:
+                raise InputError(
+                    "If-None-Exist holds no search parameters",
+                    field="If-None-Exist",
+                    value=if_none_exist,
+                    expected="e.g. identifier=urn:lis|BC-1",
+                )
+            found = self.search(rtype, [*params, ("_count", "2")])
+            if len(found.resources) > 1:
+                raise PreconditionFailed(
+                    f"If-None-Exist {if_none_exist!r} matches more than one {rtype}",
+                    field="If-None-Exist",
+                    value=if_none_exist,
+                )
+            if found.resources:
+                match = found.resources[0]
+                loaded = self.store.load(rtype, match["id"])
+                return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
+            key = f"{rtype}?{urlencode(params)}"
+            criteria = self.suite.hash(key.encode()).hex()
         rid = str(uuid.uuid4())
-        return self._save(rtype, rid, resource, must_be_new=True, conditional=conditional)
+        return self._save(rtype, rid, resource, must_be_new=True, conditional=criteria)
 
     def update(self, rtype: str, rid: str, body: Any, *, if_match: int | None = None) -> Saved:
         """Store a new version of ``rtype/rid`` (creating it if absent, as FHIR update may)."""
@@ -264,9 +294,9 @@ class RecordService:
         )
         version, receipt = self.anchored.anchor(written)
         loaded = self.store.load(version.rtype, version.rid, version.vid)
-        return Saved(
-            version, loaded.resource, written.created, None if receipt is None else receipt.index
-        )
+        if receipt is None:  # nothing new was written (a lost conditional-create race)
+            return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
+        return Saved(version, loaded.resource, written.created, receipt.index)
 
     # -- reads -------------------------------------------------------------------------------
 

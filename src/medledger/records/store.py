@@ -400,9 +400,16 @@ class RecordStore:
 
     def load(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
         """Decrypt a version (the current one by default); Gone for deletes and erasures."""
-        with self._reader() as conn:
+        with self._reader() as conn:  # one connection: a nested checkout can starve the pool
             if vid is None:
-                vid = self.current(rtype, rid).vid
+                cur = conn.execute(
+                    select(record_current.c.vid).where(
+                        and_(record_current.c.rtype == rtype, record_current.c.rid == rid)
+                    )
+                ).first()
+                if cur is None:
+                    raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+                vid = int(cur.vid)
             row = conn.execute(
                 select(record_versions).where(
                     and_(

@@ -34,11 +34,18 @@ def make_engine(url: str) -> Engine:
             expected="sqlite or postgresql",
         )
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Pool sized for the API's worker threads (40 by default) plus the sequencer.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=16,
+            max_overflow=48,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    # At most 40 connections: the API's worker threads; PostgreSQL's default limit is 100.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 READ_ONLY = "medledger_read_only"
