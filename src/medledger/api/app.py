@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from medledger import __version__
-from medledger.api import errors, fhir
+from medledger.api import errors, fhir, native
 from medledger.records.service import RecordService
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -22,6 +22,7 @@ def create_app(service: RecordService, *, max_body: int = DEFAULT_MAX_BODY) -> F
     )
     errors.install(app)
     app.include_router(fhir.router(service, max_body=max_body))
+    app.include_router(native.router(service.ledger.trust, max_body=max_body))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
