@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +13,12 @@ import pytest
 from medledger.ledger.audit import Auditor
 from medledger.ledger.config import HEAD_FILE
 from medledger.ledger.node import LedgerNode
+from tests.crashloop import kill_while_writing
 
 WRITER = r"""
 import sys, threading
 from medledger.ledger.node import LedgerNode
+from tests.crashloop import kill_while_writing
 
 node = LedgerNode.open(sys.argv[1], block_max_entries=50, block_max_wait_ms=2)
 lock = threading.Lock()
@@ -57,33 +55,8 @@ def test_sigkill_loses_no_acknowledged_entry(
     data = tmp_path / "data"
     LedgerNode.init(data, db=db, node="crash").close()
     rnd = random.Random(int(os.environ.get("CRASH_SEED", "1729")))
-    receipts: list[dict[str, object]] = []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for _ in range(6):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(data)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        assert proc.stdout is not None
-        lines: list[bytes] = []
-        reader = threading.Thread(
-            target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True
-        )
-        reader.start()
-        # Kill at a random instant *while* it appends: first wait for its first receipt.
-        deadline = time.monotonic() + 60
-        while not lines and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.01)
-        assert lines, "the writer printed no receipt within 60 s"
-        time.sleep(rnd.random() * 0.8)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        reader.join(10)
-        proc.stdout.close()
-        # A line cut by the kill was never fully printed, so it was never an acknowledgement.
-        receipts += [json.loads(x) for x in lines if x.endswith(b"}\n")]
+    lines = kill_while_writing([sys.executable, "-c", WRITER, str(data)], 6, rnd)
+    receipts = [json.loads(x) for x in lines]
     assert len(receipts) > 50, "the writer acknowledged too little to test anything"
     with LedgerNode.open(data) as node, node.reader() as r:
         report = Auditor(r, node.suite, node.trust, head_file=data / HEAD_FILE).run()

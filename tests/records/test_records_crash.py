@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +14,13 @@ from medledger.ledger.audit import Auditor
 from medledger.ledger.config import HEAD_FILE
 from medledger.ledger.node import LedgerNode
 from medledger.records.service import RecordService
+from tests.crashloop import kill_while_writing
 
 WRITER = r"""
 import json, sys, threading
 from medledger.ledger.node import LedgerNode
 from medledger.records.service import RecordService
+from tests.crashloop import kill_while_writing
 
 node = LedgerNode.open(sys.argv[1], block_max_wait_ms=2)
 service = RecordService.open(node)
@@ -54,28 +52,9 @@ def test_sigkill_keeps_every_acknowledged_record(tmp_path: Path) -> None:
     data = tmp_path / "data"
     LedgerNode.init(data, node="hosp-central").close()
     rnd = random.Random(int(os.environ.get("CRASH_SEED", "42")))
-    acks: list[dict[str, object]] = []
-    for _ in range(4):
-        with subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(data)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        ) as proc:
-            assert proc.stdout is not None
-            lines: list[bytes] = []
-            reader = threading.Thread(
-                target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True
-            )
-            reader.start()
-            deadline = time.monotonic() + 60
-            while not lines and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.01)
-            assert lines, "the writer acknowledged nothing within 60 s"
-            time.sleep(rnd.random() * 0.8)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            reader.join(10)
-        acks += [json.loads(x) for x in lines if x.endswith(b"}\n")]
+    acks = [
+        json.loads(x) for x in kill_while_writing([sys.executable, "-c", WRITER, str(data)], 4, rnd)
+    ]
     assert len(acks) > 10
     with LedgerNode.open(data) as node:
         service = RecordService.open(node)  # recovery runs here

@@ -110,6 +110,35 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def read_private_file(target: Path, what: str) -> bytes:
+    """Read a secret file, refusing one that is not a regular file or that others may read.
+
+    Raise ``StateError`` naming the file and, for a loose mode, the chmod that fixes it.
+    """
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StateError(f"cannot read {what} file {target}: {e.strerror}", path=str(target)) from e
+    try:
+        # fstat the open file, not the path, so the file checked is the file read.
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StateError(f"{what} file {target} is not a regular file", path=str(target))
+        mode = st.st_mode & 0o777
+        if mode & 0o077:
+            raise StateError(
+                f"{what} file {target} has mode {mode:04o}, so other users may read the "
+                f"secret in it; run: chmod 600 {target}",
+                path=str(target),
+                mode=f"{mode:04o}",
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_FILE + 1)
+
+
 def read_signing_key(path: str | os.PathLike[str]) -> tuple[Suite, SigningKey, str, str]:
     """Read a signing-key file; return ``(suite, key, key_id, node)``.
 
@@ -118,28 +147,7 @@ def read_signing_key(path: str | os.PathLike[str]) -> tuple[Suite, SigningKey, s
     ``MalformedDocument`` for any other bad content.
     """
     target = Path(path)
-    try:
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise StateError(f"cannot read key file {target}: {e.strerror}", path=str(target)) from e
-    try:
-        # fstat the open file, not the path, so the file checked is the file read.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StateError(f"key file {target} is not a regular file", path=str(target))
-        mode = st.st_mode & 0o777
-        if mode & 0o077:
-            raise StateError(
-                f"key file {target} has mode {mode:04o}, so other users may read the private "
-                f"key; run: chmod 600 {target}",
-                path=str(target),
-                mode=f"{mode:04o}",
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as f:
-        raw = f.read(MAX_FILE + 1)
+    raw = read_private_file(target, "key")
     where = f"signing key {target}"
     doc = parse_json_object(bounded(raw, where), field=where, error=MalformedDocument)
     exact_fields(doc, _FIELDS)

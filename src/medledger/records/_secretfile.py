@@ -11,14 +11,13 @@ import contextlib
 import json
 import os
 import secrets
-import stat
 from pathlib import Path
 from typing import Any
 
-from medledger.crypto._docs import MAX_FILE, bounded, exact_fields, expect
+from medledger.crypto._docs import bounded, exact_fields, expect
 from medledger.crypto.canonical import parse_json_object
 from medledger.crypto.hexcodec import from_hex
-from medledger.crypto.keys import _fsync_dir, _link_no_clobber
+from medledger.crypto.keys import _fsync_dir, _link_no_clobber, read_private_file
 from medledger.errors import MalformedDocument, StateError, StorageError
 
 __all__ = ["check_format", "read_secret_doc", "secret_hex", "write_secret_file"]
@@ -75,7 +74,7 @@ def read_secret_doc(
         raw = value.encode("utf-8", "surrogateescape")
     else:
         where = f"{what} {path}"
-        raw = _read_private(Path(path), what)
+        raw = read_private_file(Path(path), what)
     doc = parse_json_object(bounded(raw, where), field=where, error=MalformedDocument)
     try:
         exact_fields(doc, fields)
@@ -85,31 +84,6 @@ def read_secret_doc(
             f"{where}: {e.message}", field=e.field, value="(redacted)", expected=e.expected
         ) from None
     return doc
-
-
-def _read_private(target: Path, what: str) -> bytes:
-    try:
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise StateError(f"cannot read {what} file {target}: {e.strerror}", path=str(target)) from e
-    try:
-        # fstat the open file, not the path, so the file checked is the file read.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StateError(f"{what} file {target} is not a regular file", path=str(target))
-        mode = st.st_mode & 0o777
-        if mode & 0o077:
-            raise StateError(
-                f"{what} file {target} has mode {mode:04o}, so other users may read the "
-                f"secret; run: chmod 600 {target}",
-                path=str(target),
-                mode=f"{mode:04o}",
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as f:
-        return f.read(MAX_FILE + 1)
 
 
 def secret_hex(doc: dict[str, Any], field: str, size: int) -> bytes:

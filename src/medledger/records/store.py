@@ -410,15 +410,7 @@ class RecordStore:
                 if cur is None:
                     raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
                 vid = int(cur.vid)
-            row = conn.execute(
-                select(record_versions).where(
-                    and_(
-                        record_versions.c.rtype == rtype,
-                        record_versions.c.rid == rid,
-                        record_versions.c.vid == vid,
-                    )
-                )
-            ).first()
+            row = _version_row(conn, rtype, rid, vid)
         if row is None:
             raise NotFound(f"{rtype}/{rid}/_history/{vid} does not exist", field="vid", value=vid)
         version = _version(row)
@@ -441,15 +433,7 @@ class RecordStore:
         return [_version(r) for r in rows]
 
     def _version(self, conn: Connection, rtype: str, rid: str, vid: int) -> Version:
-        row = conn.execute(
-            select(record_versions).where(
-                and_(
-                    record_versions.c.rtype == rtype,
-                    record_versions.c.rid == rid,
-                    record_versions.c.vid == vid,
-                )
-            )
-        ).first()
+        row = _version_row(conn, rtype, rid, vid)
         if row is None:
             raise StorageError(f"current pointer of {rtype}/{rid} names missing version {vid}")
         return _version(row)
@@ -459,6 +443,13 @@ class RecordStore:
             return self.engine.connect().execution_options(**{READ_ONLY: True})
         except SQLAlchemyError as exc:
             raise StorageError(f"record store: {exc.__class__.__name__}") from exc
+
+
+def _version_row(conn: Connection, rtype: str, rid: str, vid: int) -> Any:
+    v = record_versions.c
+    return conn.execute(
+        select(record_versions).where(and_(v.rtype == rtype, v.rid == rid, v.vid == vid))
+    ).first()
 
 
 def _version(row: Any) -> Version:
