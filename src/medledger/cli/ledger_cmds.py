@@ -155,6 +155,13 @@ def audit(
         Path | None, typer.Option(help="Trust bundle (default: DIR/keys.json).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    records: Annotated[
+        bool,
+        typer.Option(
+            "--records",
+            help="Also decrypt every record version and check it against its ledger entry.",
+        ),
+    ] = False,
 ) -> None:
     """Recompute every leaf, node, header hash, prev link and signature; name each problem.
 
@@ -180,6 +187,18 @@ def audit(
                 report = Auditor(
                     reader, ledger.suite, bundle, head_file=data / HEAD_FILE, progress=progress
                 ).run()
+                if records:
+                    from medledger.records.audit import audit_records
+                    from medledger.records.service import RecordService
+
+                    rec = audit_records(RecordService.open(ledger, recover=False), reader)
+                    report.findings.extend(rec.findings)
+                    if not json_out:
+                        out_console.print(
+                            f"records: {rec.versions:,} versions, {rec.decrypted:,} decrypted and "
+                            f"matched, {rec.erased:,} erased, {rec.pending:,} pending",
+                            markup=False,
+                        )
     if json_out:
         print_json(report.to_json())
     else:

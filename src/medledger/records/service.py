@@ -89,8 +89,14 @@ class RecordService:
         self.anchored = AnchoredStore(self.store, ledger)
 
     @classmethod
-    def open(cls, ledger: LedgerNode, *, institution: str | None = None) -> RecordService:
-        """Open the records of ``ledger``'s data directory, creating the key files once."""
+    def open(
+        cls, ledger: LedgerNode, *, institution: str | None = None, recover: bool = True
+    ) -> RecordService:
+        """Open the records of ``ledger``'s data directory, creating the key files once.
+
+        ``recover`` appends the entries of versions a crash left pending (an audit opens
+        without it, so that checking never writes).
+        """
         data: Path = ledger.data_dir
         master_path, group_path = data / MASTER_FILE, data / GROUP_FILE
         master = (
@@ -112,7 +118,8 @@ class RecordService:
             institution=institution or ledger.config.node,
             next_master=nxt,
         )
-        service.anchored.recover()
+        if recover:
+            service.anchored.recover()
         return service
 
     # -- keys and erasure --------------------------------------------------------------------
