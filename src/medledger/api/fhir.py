@@ -52,6 +52,14 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
             raise err
         return parse_json_object(raw, field="body", error=MalformedDocument)
 
+    @r.post("")
+    async def bundle(request: Request) -> JSONResponse:
+        from medledger.records.bundles import process_bundle
+
+        body = await body_of(request)
+        result: dict[str, Any] = await _run(process_bundle, service, body)
+        return _fhir(result)
+
     @r.get("/metadata")
     def metadata() -> JSONResponse:
         return _fhir(capability_statement())

@@ -294,7 +294,7 @@ class RecordService:
             resource,
             inst=self.institution,
             subject=subject,
-            index=self._index(resource),
+            index=self.index_rows(resource),
             if_match=if_match,
             must_be_new=must_be_new,
             conditional=conditional,
@@ -347,7 +347,8 @@ class RecordService:
                     return pseudonym(self.group, self.institution, patient, self.suite)
         return pseudonym(self.group, self.institution, "institution", self.suite)
 
-    def _index(self, resource: dict[str, Any]) -> list[IndexRow]:
+    def index_rows(self, resource: dict[str, Any]) -> list[IndexRow]:
+        """Return the search rows of ``resource``, names and identifiers blind-indexed."""
         rows = []
         for v in extract_index(resource):
             if v.param in _BLIND_TOKENS:

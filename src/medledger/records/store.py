@@ -162,6 +162,40 @@ class RecordStore:
         except SQLAlchemyError as exc:
             raise StorageError(f"record store: {exc.__class__.__name__}") from exc
 
+    def write_many(self, items: Sequence[dict[str, Any]]) -> list[Written]:
+        """Store several versions in ONE transaction: all of them, or none (a FHIR transaction).
+
+        Each item holds ``write``'s arguments as keywords (rtype, rid, resource, inst, subject,
+        index, if_match, must_be_new). Raise the first item's error and write nothing.
+        """
+        ts = format_ts(time.time())
+        for item in items:
+            self.keyring.data_key(item["subject"])  # outside our write lock (see write)
+        try:
+            with self.engine.begin() as conn:
+                return [
+                    self._write(
+                        conn,
+                        item["rtype"],
+                        item["rid"],
+                        item["resource"],
+                        ts,
+                        item["inst"],
+                        item["subject"],
+                        item.get("index", ()),
+                        item.get("if_match"),
+                        item.get("must_be_new", False),
+                        None,
+                    )
+                    for item in items
+                ]
+        except IntegrityError as exc:
+            raise StateError(
+                "a resource in the transaction was written concurrently; retry"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"record store: {exc.__class__.__name__}") from exc
+
     def _write(
         self,
         conn: Connection,

@@ -1,0 +1,269 @@
+"""FHIR ``transaction`` and ``batch`` Bundles.
+
+A transaction is all or nothing: every entry is validated first (issues name
+``Bundle.entry[i]…`` paths), ``urn:uuid`` full URLs are resolved to the ids the server
+assigns, and every version is stored in one database transaction before the ledger entries
+are appended together. A batch processes each entry on its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from medledger.errors import InputError, MedLedgerError, ResourceInvalid
+from medledger.records.fhir_model import outcome_for, validate_resource
+from medledger.records.service import RecordService, Saved
+
+MAX_ENTRIES = 1000
+_METHODS = ("POST", "PUT", "DELETE")
+
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    method: str
+    rtype: str
+    rid: str | None
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_none_exist: str | None
+    if_match: int | None
+
+
+def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
+    """Run a transaction or batch Bundle and return its response Bundle."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise _invalid("Bundle.resourceType", "the body must be a Bundle", "structure")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise _invalid(
+            "Bundle.type",
+            f"Bundle type {kind!r} cannot be posted here; use transaction or batch",
+            "not-supported",
+        )
+    raw = bundle.get("entry", [])
+    if not isinstance(raw, list) or len(raw) > MAX_ENTRIES:
+        raise _invalid(
+            "Bundle.entry", f"entry must be a list of at most {MAX_ENTRIES}", "structure"
+        )
+    if kind == "batch":
+        return {
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [_batch_entry(service, i, e) for i, e in enumerate(raw)],
+        }
+    return _transaction(service, [_parse(i, e) for i, e in enumerate(raw)])
+
+
+def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any]:
+    issues: list[dict[str, Any]] = []
+    for e in entries:
+        if e.resource is not None:
+            try:
+                validate_resource(
+                    e.resource, expected_type=e.rtype, path=f"Bundle.entry[{e.index}].resource"
+                )
+            except ResourceInvalid as exc:
+                issues += exc.issues
+    if issues:
+        raise ResourceInvalid(f"transaction has {len(issues)} invalid element(s)", issues=issues)
+    existing: dict[int, Saved] = {}
+    ids: dict[str, str] = {}
+    for e in entries:
+        if e.method == "POST":
+            if e.if_none_exist:
+                found = service.search(e.rtype, [*_query(e.if_none_exist), ("_count", "2")])
+                if len(found.resources) > 1:
+                    raise _invalid(
+                        f"Bundle.entry[{e.index}].request.ifNoneExist",
+                        "ifNoneExist matches more than one resource",
+                        "multiple-matches",
+                    )
+                if found.resources:
+                    e.rid = found.resources[0]["id"]
+                    loaded = service.read(e.rtype, e.rid)
+                    existing[e.index] = Saved(
+                        loaded.version, None, False, loaded.version.ledger_index
+                    )
+            e.rid = e.rid or str(uuid.uuid4())
+        if e.full_url:
+            ids[e.full_url] = f"{e.rtype}/{e.rid}"
+    items: list[dict[str, Any]] = []
+    for e in entries:
+        if e.index in existing:
+            continue
+        assert e.rid is not None
+        if e.method == "DELETE":
+            current = service.store.current(e.rtype, e.rid)
+            items.append(
+                {
+                    "rtype": e.rtype,
+                    "rid": e.rid,
+                    "resource": None,
+                    "inst": current.inst,
+                    "subject": current.subject,
+                }
+            )
+            continue
+        assert e.resource is not None
+        resource = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
+        items.append(
+            {
+                "rtype": e.rtype,
+                "rid": e.rid,
+                "resource": resource,
+                "inst": service.institution,
+                "subject": service.subject_of(e.rtype, e.rid, resource),
+                "index": service.index_rows(resource),
+                "if_match": e.if_match,
+                "must_be_new": e.method == "POST",
+            }
+        )
+    written = service.store.write_many(items)
+    new = [w for w in written if w.entry is not None]
+    receipts = service.ledger.submit([w.entry for w in new if w.entry]).result() if new else []
+    by_ref = {w.version.ref: r.index for w, r in zip(new, receipts, strict=True)}
+    out: list[dict[str, Any]] = []
+    k = 0
+    for e in entries:
+        if e.index in existing:
+            v = existing[e.index].version
+            status, index = "200 OK", v.ledger_index
+        else:
+            v = written[k].version
+            k += 1
+            status = (
+                "204 No Content"
+                if v.deleted
+                else ("201 Created" if e.method == "POST" or v.vid == 1 else "200 OK")
+            )
+            index = by_ref.get(v.ref)
+        response: dict[str, Any] = {
+            "status": status,
+            "etag": f'W/"{v.vid}"',
+            "lastModified": v.ts,
+            "location": f"{v.rtype}/{v.rid}/_history/{v.vid}",
+        }
+        if index is not None:
+            response["extension"] = [{"url": "urn:medledger:ledger-index", "valueInteger": index}]
+        out.append({"fullUrl": e.full_url or f"{v.rtype}/{v.rid}", "response": response})
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
+
+
+def _batch_entry(service: RecordService, i: int, raw: Any) -> dict[str, Any]:
+    try:
+        e = _parse(i, raw)
+        if e.method == "POST":
+            saved = service.create(e.rtype, e.resource, if_none_exist=e.if_none_exist)
+        elif e.method == "PUT":
+            assert e.rid is not None
+            saved = service.update(e.rtype, e.rid, e.resource, if_match=e.if_match)
+        else:
+            assert e.rid is not None
+            saved = service.delete(e.rtype, e.rid)
+    except MedLedgerError as exc:
+        return {"response": {"status": f"{exc.http_status}", "outcome": outcome_for(exc)}}
+    v = saved.version
+    status = "204 No Content" if v.deleted else ("201 Created" if saved.created else "200 OK")
+    return {
+        "response": {
+            "status": status,
+            "etag": f'W/"{v.vid}"',
+            "lastModified": v.ts,
+            "location": f"{v.rtype}/{v.rid}/_history/{v.vid}",
+        }
+    }
+
+
+def _parse(i: int, raw: Any) -> _Entry:
+    at = f"Bundle.entry[{i}]"
+    if not isinstance(raw, dict):
+        raise _invalid(at, "each entry must be an object", "structure")
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        raise _invalid(f"{at}.request", "each entry needs a request", "required")
+    method, url = request.get("method"), request.get("url")
+    if method not in _METHODS:
+        raise _invalid(
+            f"{at}.request.method",
+            f"method {method!r} is not supported here; use POST, PUT or DELETE",
+            "not-supported",
+        )
+    if not isinstance(url, str) or not url or url.startswith("/"):
+        raise _invalid(
+            f"{at}.request.url", "url must be relative, like Patient or Patient/1", "required"
+        )
+    parts = url.split("?")[0].split("/")
+    rtype = parts[0]
+    rid = parts[1] if len(parts) > 1 else None
+    if (method == "POST") != (rid is None) or len(parts) > 2:
+        raise _invalid(
+            f"{at}.request.url",
+            f"{method} needs " + ("a type URL like Patient" if method == "POST" else "Type/id"),
+            "invalid",
+        )
+    resource = raw.get("resource")
+    if method != "DELETE" and not isinstance(resource, dict):
+        raise _invalid(f"{at}.resource", f"{method} needs a resource", "required")
+    full = raw.get("fullUrl")
+    if_match = request.get("ifMatch")
+    return _Entry(
+        i,
+        method,
+        rtype,
+        rid,
+        full if isinstance(full, str) else None,
+        resource if method != "DELETE" else None,
+        request.get("ifNoneExist"),
+        _etag(if_match, f"{at}.request.ifMatch"),
+    )
+
+
+def _resolve(node: Any, ids: dict[str, str], path: str) -> Any:
+    """Replace references to ``urn:uuid:`` full URLs of this Bundle by their assigned ids."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str) and v.startswith("urn:uuid:"):
+                if v not in ids:
+                    raise _invalid(
+                        f"{path}.reference",
+                        f"{v} is not the fullUrl of any entry of this transaction",
+                        "not-found",
+                    )
+                out[k] = ids[v]
+            else:
+                out[k] = _resolve(v, ids, f"{path}.{k}")
+        return out
+    if isinstance(node, list):
+        return [_resolve(v, ids, f"{path}[{n}]") for n, v in enumerate(node)]
+    return node
+
+
+def _query(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text.lstrip("?"), keep_blank_values=True)
+
+
+def _etag(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InputError(
+            f'{value!r} is not a version ETag like W/"3"',
+            field=field,
+            value=value,
+            expected='W/"<version>"',
+        )
+    return int(text)
+
+
+def _invalid(path: str, message: str, code: str) -> ResourceInvalid:
+    return ResourceInvalid(
+        message,
+        issues=[{"severity": "error", "code": code, "diagnostics": message, "expression": [path]}],
+    )
