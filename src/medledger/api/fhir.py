@@ -256,6 +256,7 @@ def capability_statement() -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "resource": [
                     {
                         "type": t,
