@@ -167,3 +167,34 @@ def test_recovery_anchors_pending_versions(records: tuple[AnchoredStore, LedgerN
     assert version.state == "anchored"
     with node.reader() as r:
         assert json.loads(r.get_entry(version.ledger_index))["ref"] == version.ref  # type: ignore[arg-type]
+
+
+def test_one_writer_per_data_directory(records: tuple[AnchoredStore, LedgerNode]) -> None:
+    """While one node writes a ledger, a second one (an admin command) is refused cleanly."""
+    from medledger.errors import StateError
+
+    _, node = records
+    node.acquire_writer()
+    other = LedgerNode.open(node.data_dir)
+    try:
+        with pytest.raises(StateError, match="another process is writing"):
+            other.append([{"v": 1, "type": "test.entry"}])
+    finally:
+        other.close()
+
+
+def test_stray_entries_never_move_an_anchor(records: tuple[AnchoredStore, LedgerNode]) -> None:
+    """Entries that merely mention a version's ref cannot re-anchor it or break a block."""
+    anchored, node = records
+    s = _subject(node)
+    version, _ = anchored.anchor(
+        anchored.store.write("Observation", "o7", OBS, inst="hosp-central", subject=s)
+    )
+    node.append(
+        [
+            {"v": 1, "type": "lineage.event", "ref": version.ref, "meta": {"type": "record.put"}},
+            {"v": 1, "type": "record.put", "ref": "Observation/o7/_history/one"},
+            {"v": 1, "type": "record.put", "ref": version.ref},
+        ]
+    )
+    assert anchored.store.current("Observation", "o7").ledger_index == version.ledger_index

@@ -42,6 +42,7 @@ def serve(
             "--tls-cert and --tls-key go together", field="tls", expected="both or neither"
         )
     with LedgerNode.open(data) as node:
+        node.acquire_writer()
         service = RecordService.open(node)
         loaded = node.warm_cache()
         scheme = "https" if tls_cert else "http"

@@ -5,6 +5,7 @@ This is the library the CLI (and later the API server) is a thin shell over.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ from medledger.store.engine import make_engine
 from medledger.verify.header import SignedHeader
 
 log = logging.getLogger(__name__)
+WRITER_LOCK = "writer.lock"
 
 
 CommitHook = Callable[[Connection, Block], None]
@@ -128,6 +130,7 @@ class LedgerNode:
         self._orderer: SoloOrderer | None = None
         self._orderer_lock = threading.Lock()
         self._hooks: list[CommitHook] = []
+        self._writer_lock: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,6 +228,9 @@ class LedgerNode:
         if self._orderer is not None:
             self._orderer.close()
             self._orderer = None
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)  # releases the flock
+            self._writer_lock = None
         self.store.dispose()
 
     def __enter__(self) -> LedgerNode:
@@ -256,7 +262,28 @@ class LedgerNode:
                 self._orderer = self._new_orderer()
             return self._orderer
 
+    def acquire_writer(self) -> None:
+        """Become this data directory's only writer, or raise StateError naming the problem.
+
+        Held (an exclusive flock on DATA/writer.lock) until the process ends or ``close``;
+        a second process writing the same ledger would otherwise fork the chain's tip.
+        """
+        if self._writer_lock is not None:
+            return
+        fd = os.open(self.data_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StateError(
+                f"another process is writing to the ledger in {self.data_dir} (a running "
+                "`medledger serve`?); stop it first, or run this against that server",
+                path=str(self.data_dir),
+            ) from None
+        self._writer_lock = fd
+
     def _new_orderer(self) -> SoloOrderer:
+        self.acquire_writer()
         return SoloOrderer(
             self.builder,
             _SqlCommitter(self.store, self.data_dir / HEAD_FILE, self._hooks),

@@ -134,6 +134,7 @@ class RecordService:
         done, the old key file is kept as ``master.key.retired-<kid>`` (backups still need it)
         and a ``key.rotate`` entry goes on the ledger. Returns (old kid, new kid, re-wrapped).
         """
+        self.ledger.acquire_writer()  # never rotate under a running server's feet
         data = self.ledger.data_dir
         next_path = data / NEXT_MASTER_FILE
         new = (
@@ -175,6 +176,7 @@ class RecordService:
         erasure time and the entry's ledger index.
         """
         _check_id(patient_id)
+        self.ledger.acquire_writer()
         if not reason.strip():
             raise InputError(
                 "an erasure needs a reason",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from medledger.store.schema_records import (
 )
 
 SALT_BYTES = 16
+_REF = re.compile(r"[A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}/_history/[1-9][0-9]{0,9}")
 
 
 class Crypter(Protocol):
@@ -331,23 +333,31 @@ class RecordStore:
         """Mark the versions certified by ``block`` as anchored, in the block's transaction."""
         rows = []
         for i, entry in enumerate(block.entries):
-            # Only version entries carry a ref; a hook that raised would abort the whole block.
-            if b'"type":"record.put"' not in entry and b'"type":"record.delete"' not in entry:
+            if b'"record.' not in entry:
                 continue
-            ref = json.loads(entry).get("ref")
-            if not isinstance(ref, str) or ref.count("/") != 3:
+            parsed = json.loads(entry)
+            ref = parsed.get("ref")
+            # A hook that raised would abort the whole block, so anything unexpected is skipped.
+            if parsed.get("type") not in ("record.put", "record.delete"):
+                continue
+            if not isinstance(ref, str) or not _REF.fullmatch(ref):
                 continue
             rtype, rid, vid = _ref_key(ref)
-            rows.append({"r": rtype, "i": rid, "n": vid, "x": block.first_index + i})
+            rows.append({"r": rtype, "i": rid, "n": vid, "x": block.first_index + i, "e": entry})
         if rows:
             v = record_versions.c
+            # Only the pending version whose own entry this is: a stray or repeated entry can
+            # never move an anchored version's index.
+            match = and_(
+                v.rtype == bindparam("r"),
+                v.rid == bindparam("i"),
+                v.vid == bindparam("n"),
+                v.state == "pending",
+                v.entry == bindparam("e"),
+            )
             conn.execute(
                 update(record_versions)
-                .where(
-                    and_(
-                        v.rtype == bindparam("r"), v.rid == bindparam("i"), v.vid == bindparam("n")
-                    )
-                )
+                .where(match)
                 .values(state="anchored", ledger_index=bindparam("x")),
                 rows,
             )
@@ -358,7 +368,12 @@ class RecordStore:
             rows = conn.execute(
                 select(record_versions)
                 .where(record_versions.c.state == "pending")
-                .order_by(record_versions.c.ts)
+                .order_by(
+                    record_versions.c.ts,
+                    record_versions.c.rtype,
+                    record_versions.c.rid,
+                    record_versions.c.vid,
+                )
             ).all()
         return [(_version(r), bytes(r.entry)) for r in rows]
 
