@@ -40,6 +40,16 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
             )
             err.http_status = 415
             raise err
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:  # refuse before buffering it
+            err = InputError(
+                f"body of {declared} bytes exceeds the limit of {max_body}",
+                field="body",
+                value=int(declared),
+                expected=f"at most {max_body} bytes",
+            )
+            err.http_status = 413
+            raise err
         raw = await request.body()
         if len(raw) > max_body:
             err = InputError(
@@ -118,9 +128,9 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         return _saved(saved, status=201 if saved.version.vid == 1 else 200)
 
     @r.delete("/{rtype}/{rid}")
-    def remove(rtype: str, rid: str) -> Response:
+    def remove(rtype: str, rid: str, if_match: Annotated[str | None, Header()] = None) -> Response:
         _known(rtype)
-        saved = service.delete(rtype, rid)
+        saved = service.delete(rtype, rid, if_match=_etag(if_match))
         headers = {"ETag": f'W/"{saved.version.vid}"'}
         if saved.ledger_index is not None:
             headers["X-Ledger-Index"] = str(saved.ledger_index)

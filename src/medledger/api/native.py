@@ -25,6 +25,11 @@ def router(trust: TrustBundle, *, max_body: int) -> APIRouter:
         well-formed certificate always gets 200 with ``valid`` true or false and the failed
         check; a malformed request gets 400.
         """
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:  # refuse before buffering it
+            err = InputError(f"body of {declared} bytes exceeds {max_body}", field="body")
+            err.http_status = 413
+            raise err
         raw = await request.body()
         if len(raw) > max_body:
             err = InputError(f"body of {len(raw)} bytes exceeds {max_body}", field="body")

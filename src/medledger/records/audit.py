@@ -19,6 +19,7 @@ from medledger.crypto.canonical import canonical_bytes
 from medledger.errors import Gone, MedLedgerError
 from medledger.ledger.sqlstore import SqlReader
 from medledger.records.service import RecordService
+from medledger.store.engine import READ_ONLY
 from medledger.store.schema_records import record_versions
 
 MAX_FINDINGS = 1000
@@ -102,7 +103,7 @@ def _check_version(
 
 def _versions(service: RecordService) -> Iterator[Any]:
     v = record_versions.c
-    with service.store.engine.connect() as conn:
+    with service.store.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         yield from conn.execute(
             select(
                 v.rtype, v.rid, v.vid, v.state, v.ledger_index, v.payload_hash, v.subject, v.blob

@@ -8,6 +8,7 @@ are appended together. A batch processes each entry on its own and reports each 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from medledger.records.fhir_model import outcome_for, validate_resource
 from medledger.records.service import RecordService, Saved
 
 MAX_ENTRIES = 1000
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _METHODS = ("POST", "PUT", "DELETE")
 
 
@@ -54,7 +56,18 @@ def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
             "type": "batch-response",
             "entry": [_batch_entry(service, i, e) for i, e in enumerate(raw)],
         }
-    return _transaction(service, [_parse(i, e) for i, e in enumerate(raw)])
+    entries = [_parse(i, e) for i, e in enumerate(raw)]
+    seen: set[str] = set()
+    for e in entries:
+        if e.full_url is not None:
+            if e.full_url in seen:
+                raise _invalid(
+                    f"Bundle.entry[{e.index}].fullUrl",
+                    f"fullUrl {e.full_url} appears twice",
+                    "invalid",
+                )
+            seen.add(e.full_url)
+    return _transaction(service, entries)
 
 
 def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any]:
@@ -74,6 +87,12 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
     for e in entries:
         if e.method == "POST":
             if e.if_none_exist:
+                if not isinstance(e.if_none_exist, str):
+                    raise _invalid(
+                        f"Bundle.entry[{e.index}].request.ifNoneExist",
+                        "ifNoneExist must be a search string",
+                        "structure",
+                    )
                 found = service.search(e.rtype, [*_query(e.if_none_exist), ("_count", "2")])
                 if len(found.resources) > 1:
                     raise _invalid(
@@ -104,6 +123,7 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
                     "resource": None,
                     "inst": current.inst,
                     "subject": current.subject,
+                    "if_match": e.if_match,
                 }
             )
             continue
@@ -162,7 +182,7 @@ def _batch_entry(service: RecordService, i: int, raw: Any) -> dict[str, Any]:
             saved = service.update(e.rtype, e.rid, e.resource, if_match=e.if_match)
         else:
             assert e.rid is not None
-            saved = service.delete(e.rtype, e.rid)
+            saved = service.delete(e.rtype, e.rid, if_match=e.if_match)
     except MedLedgerError as exc:
         return {"response": {"status": f"{exc.http_status}", "outcome": outcome_for(exc)}}
     v = saved.version
@@ -204,9 +224,17 @@ def _parse(i: int, raw: Any) -> _Entry:
             f"{method} needs " + ("a type URL like Patient" if method == "POST" else "Type/id"),
             "invalid",
         )
+    if rid is not None and not _ID.fullmatch(rid):
+        raise _invalid(f"{at}.request.url", f"{rid!r} is not a valid FHIR id", "value")
     resource = raw.get("resource")
     if method != "DELETE" and not isinstance(resource, dict):
         raise _invalid(f"{at}.resource", f"{method} needs a resource", "required")
+    if method == "PUT" and isinstance(resource, dict) and resource.get("id") not in (None, rid):
+        raise _invalid(f"{at}.resource.id", "resource id does not match the request url", "value")
+    if not isinstance(request.get("ifNoneExist", ""), str):
+        raise _invalid(
+            f"{at}.request.ifNoneExist", "ifNoneExist must be a search string", "structure"
+        )
     full = raw.get("fullUrl")
     if_match = request.get("ifMatch")
     return _Entry(

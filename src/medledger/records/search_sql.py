@@ -8,6 +8,7 @@ tests use as the oracle). Values of blind-indexed parameters arrive already toke
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
@@ -59,7 +60,8 @@ def _alternatives(crit: Criterion, blind: Blind, blind_params: frozenset[str]) -
                         value=f"{v.system}|",
                         expected="system|value or value",
                     )
-                alts.append(S.value == blind(crit.param, v.system or None, v.code))
+                # system None = any system; "" = no system (kept distinct by the blinder)
+                alts.append(S.value == blind(crit.param, v.system, v.code))
                 continue
             parts = []
             if v.code is not None:
@@ -117,9 +119,15 @@ def _instant(prefix: str, s_low: str | None, s_high: str | None) -> Any:
 
 
 def _stored(bound: str) -> str:
-    """Convert a search bound to the store's ``lastUpdated`` format (UTC, milliseconds, Z)."""
-    from datetime import datetime
+    """Convert a search bound to the store's ``lastUpdated`` format (UTC, milliseconds, Z).
 
-    from medledger.ledger.block import format_ts
-
-    return format_ts(datetime.fromisoformat(bound.replace("Z", "+00:00")).timestamp())
+    Stored times have millisecond precision, so a finer bound rounds *up*: ``ts < b`` and
+    ``ts >= b`` then keep their meaning. Years are zero-padded to four digits.
+    """
+    when = datetime.fromisoformat(bound.replace("Z", "+00:00")).astimezone(UTC)
+    if when.microsecond % 1000:
+        when += timedelta(microseconds=1000 - when.microsecond % 1000)
+    return (
+        f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+        f"{when.second:02d}.{when.microsecond // 1000:03d}Z"
+    )

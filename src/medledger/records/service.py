@@ -43,8 +43,11 @@ NEXT_MASTER_FILE = "master.key.next"  # present only while a rotation is under w
 GROUP_FILE = "group.secret"
 RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保存期限)
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_MAX_OFFSET = 1_000_000
+_MAX_VID = 2**31 - 1
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
+ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
 _BLIND_PARAMS = frozenset({"identifier", "name", "family", "given"})
 
 
@@ -255,8 +258,28 @@ class RecordService:
                 return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
             key = f"{rtype}?{urlencode(params)}"
             criteria = self.suite.hash(key.encode()).hex()
-        rid = str(uuid.uuid4())
-        return self._save(rtype, rid, resource, must_be_new=True, conditional=criteria)
+        for _ in range(2):
+            try:
+                saved = self._save(
+                    rtype, str(uuid.uuid4()), resource, must_be_new=True, conditional=criteria
+                )
+            except Gone as exc:  # the recorded match was deleted since
+                stale = exc.details.get("ref", "").split("/")
+                if criteria is None or len(stale) < 2:
+                    raise
+                self.store.forget_conditional(rtype, criteria, stale[1])
+                continue
+            if criteria is None or saved.created:
+                return saved
+            # A concurrent twin won, or an old criteria row points at a resource that no
+            # longer matches: keep it only if it still matches now.
+            again = self.search(rtype, [*params, ("_count", "2")])
+            if any(r["id"] == saved.version.rid for r in again.resources):
+                return saved
+            self.store.forget_conditional(rtype, criteria, saved.version.rid)
+        raise StateError(
+            f"conditional create of {rtype} kept conflicting; retry", field="If-None-Exist"
+        )
 
     def update(self, rtype: str, rid: str, body: Any, *, if_match: int | None = None) -> Saved:
         """Store a new version of ``rtype/rid`` (creating it if absent, as FHIR update may)."""
@@ -271,11 +294,13 @@ class RecordService:
             )
         return self._save(rtype, rid, resource, if_match=if_match)
 
-    def delete(self, rtype: str, rid: str) -> Saved:
+    def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> Saved:
         """Write a tombstone version; earlier versions stay readable through history."""
         _check_id(rid)
         current = self.store.current(rtype, rid)
-        written = self.store.write(rtype, rid, None, inst=current.inst, subject=current.subject)
+        written = self.store.write(
+            rtype, rid, None, inst=current.inst, subject=current.subject, if_match=if_match
+        )
         version, receipt = self.anchored.anchor(written)
         return Saved(version, None, written.created, None if receipt is None else receipt.index)
 
@@ -311,6 +336,13 @@ class RecordService:
 
     def read(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
         _check_id(rid)
+        if vid is not None and not 1 <= vid <= _MAX_VID:
+            raise NotFound(
+                f"{rtype}/{rid}/_history/{vid} does not exist",
+                field="vid",
+                value=vid,
+                expected=f"1 .. {_MAX_VID}",
+            )
         return self.store.load(rtype, rid, vid)
 
     def history(self, rtype: str, rid: str) -> list[Version]:
@@ -344,8 +376,10 @@ class RecordService:
             ref = resource.get(field)
             if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
                 target = ref["reference"].rsplit("/_history/", 1)[0]
-                if "Patient/" in target:
-                    patient = "Patient/" + target.split("Patient/", 1)[1]
+                # Only a local reference names one of this node's patients; an absolute URL
+                # points at another server's patient, so the data gets the institution's key.
+                if target.startswith("Patient/") and "://" not in target:
+                    patient = target
                     return pseudonym(self.group, self.institution, patient, self.suite)
         return pseudonym(self.group, self.institution, "institution", self.suite)
 
@@ -353,9 +387,12 @@ class RecordService:
         """Return the search rows of ``resource``, names and identifiers blind-indexed."""
         rows = []
         for v in extract_index(resource):
+            if v.param.startswith("_"):
+                continue  # _id and _lastUpdated are searched on the store's own columns
             if v.param in _BLIND_TOKENS:
-                # Two tokens: one for "system|value" searches and one for "value" alone.
-                for system in {v.system, None}:
+                # Two tokens: one for "system|value" (or "|value": no system) searches and one
+                # for "value" in any system, under a tag no real system can equal.
+                for system in {v.system, ANY_SYSTEM}:
                     rows.append(IndexRow(v.param, v.kind, None, self.blind.token(system, v.value)))
                 continue
             value = self.blind.name(v.value) if v.kind == "string" else v.value
@@ -364,7 +401,7 @@ class RecordService:
 
     def _blind_value(self, param: str, system: str | None, value: str) -> str:
         if param in _BLIND_TOKENS:
-            return self.blind.token(system, value)
+            return self.blind.token(ANY_SYSTEM if system is None else system, value)
         return self.blind.name(value)
 
     def search(self, rtype: str, params: list[tuple[str, str]]) -> SearchPage:
@@ -401,7 +438,7 @@ def _decode_page(token: str | None) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         offset = json.loads(raw)["o"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
             raise ValueError(offset)
         return offset
     except (ValueError, KeyError, TypeError) as exc:

@@ -315,6 +315,16 @@ class RecordStore:
         )
         return Written(version, entry, True)
 
+    def forget_conditional(self, rtype: str, criteria: str, rid: str) -> None:
+        """Remove a conditional-create row that still names ``rid`` (it no longer matches)."""
+        t = record_conditional.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(record_conditional).where(
+                    and_(t.rtype == rtype, t.criteria == criteria, t.rid == rid)
+                )
+            )
+
     def _conditional_winner(self, rtype: str, criteria: str) -> str | None:
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(
@@ -379,10 +389,14 @@ class RecordStore:
 
     def drop_search_rows(self, subject: str) -> int:
         """Delete the search rows of every resource of ``subject`` (after an erasure)."""
-        c = record_current.c
+        c, r = record_current.c, record_search.c
+        owned = (
+            select(c.rid)
+            .where(and_(c.subject == subject, c.rtype == r.rtype, c.rid == r.rid))
+            .exists()
+        )
         with self.engine.begin() as conn:
-            rids = select(c.rid).where(c.subject == subject).scalar_subquery()
-            result = conn.execute(delete(record_search).where(record_search.c.rid.in_(rids)))
+            result = conn.execute(delete(record_search).where(owned))
         return int(result.rowcount or 0)
 
     # -- reading -----------------------------------------------------------------------------
