@@ -2,22 +2,21 @@
 
 A write stores the new version in state ``pending`` together with the ledger entry that will
 certify it (an outbox row), in one transaction with the current pointer and the search rows.
-The ledger's commit hook (``anchor_hook``) marks it ``anchored`` inside the block's own
-transaction, so a version is anchored exactly when its entry is durably in the log
-(docs/decisions.md D15). ``pending()`` lists what recovery must still append.
+The ledger's commit hook (``records.anchoring.anchor_hook``) marks it ``anchored`` inside the
+block's own transaction, so a version is anchored exactly when its entry is durably in the
+log (docs/decisions.md D15). ``pending()`` lists what recovery must still append.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.crypto.canonical import canonical_bytes, stable_canonical_bytes
@@ -29,7 +28,7 @@ from medledger.errors import (
     StateError,
     StorageError,
 )
-from medledger.ledger.block import Block, format_ts
+from medledger.ledger.block import format_ts
 from medledger.store.engine import READ_ONLY
 from medledger.store.schema_records import (
     record_conditional,
@@ -39,7 +38,6 @@ from medledger.store.schema_records import (
 )
 
 SALT_BYTES = 16
-_REF = re.compile(r"[A-Za-z]{1,40}/[A-Za-z0-9\-.]{1,64}/_history/[1-9][0-9]{0,9}")
 
 
 class Crypter(Protocol):
@@ -96,11 +94,6 @@ class Loaded:
     version: Version
     resource: dict[str, Any]
     salt: bytes
-
-
-def _ref_key(ref: str) -> tuple[str, str, int]:
-    rtype, rid, _, vid = ref.split("/")
-    return rtype, rid, int(vid)
 
 
 class RecordStore:
@@ -338,39 +331,6 @@ class RecordStore:
         return None if row is None else str(row.rid)
 
     # -- anchoring ---------------------------------------------------------------------------
-
-    def anchor_hook(self, conn: Connection, block: Block) -> None:
-        """Mark the versions certified by ``block`` as anchored, in the block's transaction."""
-        rows = []
-        for i, entry in enumerate(block.entries):
-            if b'"record.' not in entry:
-                continue
-            parsed = json.loads(entry)
-            ref = parsed.get("ref")
-            # A hook that raised would abort the whole block, so anything unexpected is skipped.
-            if parsed.get("type") not in ("record.put", "record.delete"):
-                continue
-            if not isinstance(ref, str) or not _REF.fullmatch(ref):
-                continue
-            rtype, rid, vid = _ref_key(ref)
-            rows.append({"r": rtype, "i": rid, "n": vid, "x": block.first_index + i, "e": entry})
-        if rows:
-            v = record_versions.c
-            # Only the pending version whose own entry this is: a stray or repeated entry can
-            # never move an anchored version's index.
-            match = and_(
-                v.rtype == bindparam("r"),
-                v.rid == bindparam("i"),
-                v.vid == bindparam("n"),
-                v.state == "pending",
-                v.entry == bindparam("e"),
-            )
-            conn.execute(
-                update(record_versions)
-                .where(match)
-                .values(state="anchored", ledger_index=bindparam("x")),
-                rows,
-            )
 
     def pending(self) -> list[tuple[Version, bytes]]:
         """Return the versions whose ledger entries are not yet in the log, oldest first."""
