@@ -16,6 +16,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 from medledger.crypto._docs import (
     MAX_FILE,
@@ -57,9 +58,6 @@ def write_signing_key(
     a 0600 temporary file in the same directory, are fsynced, and are then hard-linked into
     place, which (unlike rename) fails rather than replaces when the name is taken.
     """
-    target = Path(path)
-    if os.path.lexists(target):
-        raise StateError(f"refusing to overwrite existing key file {target}", path=str(target))
     doc = {
         "format": SIGNING_KEY_FORMAT,
         "suite": suite.name,
@@ -68,24 +66,7 @@ def write_signing_key(
         "node": node_name(node, "node"),
         "private_key": key.private_bytes().hex(),
     }
-    data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            _link_no_clobber(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_dir(target.parent)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        raise StateError(f"cannot write key file {target}: {e.strerror}", path=str(target)) from e
-    except OSError as e:
-        raise StorageError(f"cannot write key file {target}: {e}", path=str(target)) from e
+    write_private_file(path, doc, "key")
 
 
 def _link_no_clobber(tmp: Path, target: Path) -> None:
@@ -108,6 +89,40 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_private_file(path: str | os.PathLike[str], doc: dict[str, Any], what: str) -> None:
+    """Write ``doc`` as JSON to a new file at ``path``, mode 0600, complete or not at all.
+
+    The bytes go to a 0600 temporary file in the same directory (O_EXCL: never readable by
+    others, not even between create and chmod), are fsynced, then hard-linked into place,
+    which (unlike rename) fails rather than replaces when the name is taken. Raise
+    ``StateError`` if ``path`` exists or its directory is unusable, ``StorageError`` if the
+    disk fails.
+    """
+    target = Path(path)
+    if os.path.lexists(target):
+        raise StateError(f"refusing to overwrite existing {what} file {target}", path=str(target))
+    data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            _link_no_clobber(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_dir(target.parent)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        raise StateError(
+            f"cannot write {what} file {target}: {e.strerror}", path=str(target)
+        ) from e
+    except OSError as e:
+        raise StorageError(f"cannot write {what} file {target}: {e}", path=str(target)) from e
 
 
 def read_private_file(target: Path, what: str) -> bytes:

@@ -7,53 +7,18 @@ read. The same JSON may instead come from an environment variable (container sec
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from medledger.crypto._docs import bounded, exact_fields, expect
 from medledger.crypto.canonical import parse_json_object
 from medledger.crypto.hexcodec import from_hex
-from medledger.crypto.keys import _fsync_dir, _link_no_clobber, read_private_file
-from medledger.errors import MalformedDocument, StateError, StorageError
+from medledger.crypto.keys import read_private_file
+from medledger.crypto.keys import write_private_file as write_secret_file
+from medledger.errors import MalformedDocument, StateError
 
 __all__ = ["check_format", "read_secret_doc", "secret_hex", "write_secret_file"]
-
-
-def write_secret_file(path: str | os.PathLike[str], doc: dict[str, Any], what: str) -> None:
-    """Write ``doc`` as JSON to a new file at ``path`` with mode 0600.
-
-    Raise ``StateError`` if ``path`` exists or its directory is missing or not writable, and
-    ``StorageError`` if the disk fails.
-    """
-    target = Path(path)
-    if os.path.lexists(target):
-        raise StateError(f"refusing to overwrite existing {what} file {target}", path=str(target))
-    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        # O_EXCL with 0600 from the start: the secret is never readable by others, not even
-        # for the moment between create and chmod.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            _link_no_clobber(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_dir(target.parent)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        raise StateError(
-            f"cannot write {what} file {target}: {e.strerror}", path=str(target)
-        ) from e
-    except OSError as e:
-        raise StorageError(f"cannot write {what} file {target}: {e}", path=str(target)) from e
 
 
 def read_secret_doc(
