@@ -327,10 +327,10 @@ class RecordService:
             conditional=conditional,
         )
         version, receipt = self.anchored.anchor(written)
-        loaded = self.store.load(version.rtype, version.rid, version.vid)
         if receipt is None:  # nothing new was written (a lost conditional-create race)
+            loaded = self.store.load(version.rtype, version.rid, version.vid)
             return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
-        return Saved(version, loaded.resource, written.created, receipt.index)
+        return Saved(version, written.resource, written.created, receipt.index)
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class Written:
     version: Version
     entry: bytes | None
     created: bool
+    resource: dict[str, Any] | None = None  # the stored body (id and meta set), if written
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,7 @@ class RecordStore:
         version = Version(
             rtype, rid, vid, ts, deleted, inst, subject, payload_hash, "pending", None
         )
-        return Written(version, entry, True)
+        return Written(version, entry, True, None if deleted else body)
 
     def forget_conditional(self, rtype: str, criteria: str, rid: str) -> None:
         """Remove a conditional-create row that still names ``rid`` (it no longer matches)."""
