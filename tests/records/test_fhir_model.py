@@ -33,7 +33,7 @@ from medledger.records.fhir_model import (
     validate_resource,
 )
 from medledger.records.fhir_shape import MAX_ISSUES, model_info, resource_model
-from tests.records.fhir_samples import clinical_set
+from medledger.samples.fhir import clinical_set
 
 OBS: dict[str, Any] = {
     "resourceType": "Observation",

@@ -27,7 +27,7 @@ from medledger.records.search_params import (
     extract_index,
     parse_search,
 )
-from tests.records.fhir_samples import clinical_set
+from medledger.samples.fhir import clinical_set
 from tests.records.search_golden import D22, GOLDEN, LOINC, SID
 
 

@@ -22,18 +22,38 @@ def serve(
     data: Annotated[
         Path, typer.Option("--data", "-d", help="Ledger data directory.")
     ] = DEFAULT_DATA,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL for a new data directory (default: SQLite file in DIR), e.g. "
+            "postgresql+psycopg://user@127.0.0.1:5432/medledger. An existing directory keeps "
+            "the database it was created with."
+        ),
+    ] = None,
+    suite: Annotated[
+        str, typer.Option(help="Crypto suite for a new data directory: intl-v1 or sm-v1.")
+    ] = "intl-v1",
+    node: Annotated[
+        str | None, typer.Option(help="Node name for a new data directory (default: host name).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM) for HTTPS.")] = None,
+    max_body: Annotated[
+        int, typer.Option(min=1024, help="Largest accepted request body, bytes.")
+    ] = 1024 * 1024,
 ) -> None:
     """Serve FHIR R4 over HTTP(S): records encrypted at rest, every version on the ledger.
 
-    Creates the records' master key and group secret in DIR on first start (mode 0600).
+    On first start in an empty DIR, creates the ledger (as `medledger init` would) and the
+    records' master key and group secret (mode 0600). Stop with Ctrl-C: acknowledged writes are
+    durable, and a write interrupted mid-way is completed or rolled back at the next start.
     """
     import uvicorn
 
     from medledger.api.app import create_app
+    from medledger.ledger.config import CONFIG_FILE, db_url, read_config
     from medledger.ledger.node import LedgerNode
     from medledger.records.service import RecordService
 
@@ -41,10 +61,21 @@ def serve(
         raise InputError(
             "--tls-cert and --tls-key go together", field="tls", expected="both or neither"
         )
-    with LedgerNode.open(data) as node:
-        node.acquire_writer()
-        service = RecordService.open(node)
-        loaded = node.warm_cache()
+    if (data / CONFIG_FILE).exists():
+        if db is not None and db != db_url(data, read_config(data)):
+            raise InputError(
+                f"{data} was created with another database; --db applies only to a new one",
+                field="db",
+                value=db,
+                expected="the database in the data directory's config, or no --db",
+            )
+        node_ = LedgerNode.open(data)
+    else:
+        node_ = LedgerNode.init(data, suite=suite, db=db, node=node)
+    with node_:
+        node_.acquire_writer()
+        service = RecordService.open(node_)
+        loaded = node_.warm_cache()
         scheme = "https" if tls_cert else "http"
         err_console.print(
             f"MedLedger on {scheme}://{host}:{port}  (FHIR: /fhir/R4, API docs: /docs; "
@@ -52,10 +83,12 @@ def serve(
             markup=False,
         )
         uvicorn.run(
-            create_app(service),
+            create_app(service, max_body=max_body),
             host=host,
             port=port,
             log_level="warning",
+            loop="auto",
+            http="auto",
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,
         )

@@ -1,4 +1,4 @@
-"""Constants, helpers and governance/terminology builders for `tests.records.fhir_samples`."""
+"""Constants, helpers and governance/terminology builders for `medledger.samples.fhir`."""
 
 from __future__ import annotations
 

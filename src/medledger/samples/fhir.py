@@ -14,7 +14,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.records.fhir_sample_parts import (
+from medledger.samples.fhir_parts import (
     BASE,
     CITIES,
     CST,
