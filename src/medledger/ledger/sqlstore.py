@@ -20,7 +20,7 @@ from medledger.ledger.arena import DEFAULT_BUDGET, NodeArena
 from medledger.ledger.proof import NodeID
 from medledger.ledger.storage import StoredBlock
 from medledger.ledger.tree import Memo
-from medledger.store.engine import READ_ONLY
+from medledger.store.engine import READ_ONLY, begin_write
 from medledger.store.migrate import first_line
 
 _STREAM_BATCH = 20_000
@@ -58,7 +58,7 @@ class SqlLedgerStore:
     def writer(self) -> Iterator[SqlWriter]:
         """Yield a writer; its rows commit together when the block exits cleanly."""
         try:
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 yield SqlWriter(conn, self._ph)
         except IntegrityError as exc:
             raise StateError(

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.errors import StorageError
-from medledger.store.engine import READ_ONLY
+from medledger.store.engine import READ_ONLY, begin_write
 from medledger.store.migrate import first_line
 from medledger.store.schema import record_keys as T
 
@@ -132,7 +132,7 @@ class KeyTable:
         """Yield a connection in a transaction; translate driver errors except IntegrityError."""
         try:
             if write:
-                with self.engine.begin() as conn:
+                with begin_write(self.engine) as conn:
                     if self._sqlite:
                         conn.exec_driver_sql("PRAGMA secure_delete=ON")
                     yield conn

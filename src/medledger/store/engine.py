@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -43,12 +47,31 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        _WRITE_LOCKS[engine] = threading.RLock()
         return engine
     # At most 40 connections: the API's worker threads; PostgreSQL's default limit is 100.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 READ_ONLY = "medledger_read_only"
+# SQLite has one writer. Threads of this process queue for it on a lock instead of in SQLite's
+# busy handler, which sleeps in steps of up to 100 ms and so turns contention into latency.
+_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` for a writer: on SQLite, one writing thread of this process at a time.
+
+    The lock is released only after the commit (or rollback) has returned.
+    """
+    lock = _WRITE_LOCKS.get(engine)
+    if lock is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with lock, engine.begin() as conn:
+        yield conn
 
 
 def _sqlite_begin(conn: Any) -> None:
