@@ -163,6 +163,12 @@ class PreconditionFailed(StateError):
     http_status = 412
 
 
+class WriteConflict(StateError):
+    """A concurrent writer got there first (a retry will see its result)."""
+
+    code = "state.write_conflict"
+
+
 class Gone(StateError):
     code = "state.gone"
     http_status = 410
@@ -234,3 +240,11 @@ def _clip(value: Any, limit: int = 120) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[:limit] + "…"
     return value
+
+
+class EnvironmentFailure(MedLedgerError):
+    """Something outside our data failed: a server did not start, a peer did not answer."""
+
+    code = "environment.failed"
+    http_status = 503
+    exit_code = 3

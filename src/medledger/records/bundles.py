@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from medledger.errors import InputError, MedLedgerError, ResourceInvalid
+from medledger.errors import InputError, MedLedgerError, ResourceInvalid, WriteConflict
 from medledger.records.fhir_model import outcome_for, validate_resource
 from medledger.records.service import RecordService, Saved
 
@@ -32,6 +32,7 @@ class _Entry:
     resource: dict[str, Any] | None
     if_none_exist: str | None
     if_match: int | None
+    criteria: str | None = None  # a conditional create's key, once no match was found
 
 
 def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
@@ -67,7 +68,22 @@ def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
                     "invalid",
                 )
             seen.add(e.full_url)
-    return _transaction(service, entries)
+    for attempt in range(3):
+        try:
+            return _transaction(service, entries)
+        except WriteConflict:
+            # A concurrent twin of one of our conditional creates won, or a criteria row is
+            # stale: drop stale rows, then run again (the winner is now found by search).
+            if attempt == 2:
+                raise
+            for e in entries:
+                if e.method == "POST":
+                    e.rid = None  # assigned again on the next attempt
+                if e.criteria is not None:
+                    params = _query(e.if_none_exist or "")
+                    service.forget_stale_conditional(e.rtype, e.criteria, params)
+                    e.criteria = None
+    raise AssertionError("unreachable")
 
 
 def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any]:
@@ -84,6 +100,7 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
         raise ResourceInvalid(f"transaction has {len(issues)} invalid element(s)", issues=issues)
     existing: dict[int, Saved] = {}
     ids: dict[str, str] = {}
+    criteria_seen: set[str] = set()
     for e in entries:
         if e.method == "POST":
             if e.if_none_exist:
@@ -102,10 +119,16 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
                     )
                 if found.resources:
                     e.rid = found.resources[0]["id"]
-                    loaded = service.read(e.rtype, e.rid)
-                    existing[e.index] = Saved(
-                        loaded.version, None, False, loaded.version.ledger_index
-                    )
+                    existing[e.index] = service.existing(e.rtype, e.rid)
+                else:
+                    e.criteria = service.conditional_criteria(e.rtype, _query(e.if_none_exist))
+                    if e.criteria in criteria_seen:
+                        raise _invalid(
+                            f"Bundle.entry[{e.index}].request.ifNoneExist",
+                            "two entries of the transaction have the same ifNoneExist",
+                            "duplicate",
+                        )
+                    criteria_seen.add(e.criteria)
             e.rid = e.rid or str(uuid.uuid4())
         if e.full_url:
             ids[e.full_url] = f"{e.rtype}/{e.rid}"
@@ -139,6 +162,7 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
                 "index": service.index_rows(resource),
                 "if_match": e.if_match,
                 "must_be_new": e.method == "POST",
+                "conditional": e.criteria,
             }
         )
     written = service.store.write_many(items)

@@ -253,11 +253,8 @@ class RecordService:
                     value=if_none_exist,
                 )
             if found.resources:
-                match = found.resources[0]
-                loaded = self.store.load(rtype, match["id"])
-                return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
-            key = f"{rtype}?{urlencode(params)}"
-            criteria = self.suite.hash(key.encode()).hex()
+                return self.existing(rtype, found.resources[0]["id"])
+            criteria = self.conditional_criteria(rtype, params)
         for _ in range(2):
             try:
                 saved = self._save(
@@ -273,13 +270,30 @@ class RecordService:
                 return saved
             # A concurrent twin won, or an old criteria row points at a resource that no
             # longer matches: keep it only if it still matches now.
-            again = self.search(rtype, [*params, ("_count", "2")])
-            if any(r["id"] == saved.version.rid for r in again.resources):
+            if not self.forget_stale_conditional(rtype, criteria, params, saved.version.rid):
                 return saved
-            self.store.forget_conditional(rtype, criteria, saved.version.rid)
         raise StateError(
             f"conditional create of {rtype} kept conflicting; retry", field="If-None-Exist"
         )
+
+    def conditional_criteria(self, rtype: str, params: list[tuple[str, str]]) -> str:
+        """The key that makes identical conditional creates converge (sorted parameters)."""
+        key = f"{rtype}?{urlencode(sorted(params))}"
+        return self.suite.hash(key.encode()).hex()
+
+    def forget_stale_conditional(
+        self, rtype: str, criteria: str, params: list[tuple[str, str]], rid: str | None = None
+    ) -> bool:
+        """Drop the criteria row if the resource it names (``rid`` or the stored one) no
+        longer matches ``params``; return whether it was dropped."""
+        rid = rid or self.store.conditional_winner(rtype, criteria)
+        if rid is None:
+            return False
+        again = self.search(rtype, [*params, ("_count", "2")])
+        if any(r["id"] == rid for r in again.resources):
+            return False
+        self.store.forget_conditional(rtype, criteria, rid)
+        return True
 
     def update(self, rtype: str, rid: str, body: Any, *, if_match: int | None = None) -> Saved:
         """Store a new version of ``rtype/rid`` (creating it if absent, as FHIR update may)."""
@@ -302,7 +316,9 @@ class RecordService:
             rtype, rid, None, inst=current.inst, subject=current.subject, if_match=if_match
         )
         version, receipt = self.anchored.anchor(written)
-        return Saved(version, None, written.created, None if receipt is None else receipt.index)
+        if receipt is None and version.ledger_index is None:  # a repeated delete, still pending
+            version = self.store.wait_anchored(version)
+        return Saved(version, None, written.created, version.ledger_index)
 
     def _save(
         self,
@@ -328,9 +344,20 @@ class RecordService:
         )
         version, receipt = self.anchored.anchor(written)
         if receipt is None:  # nothing new was written (a lost conditional-create race)
-            loaded = self.store.load(version.rtype, version.rid, version.vid)
-            return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
+            return self.existing(version.rtype, version.rid, version.vid)
         return Saved(version, written.resource, written.created, receipt.index)
+
+    def existing(self, rtype: str, rid: str, vid: int | None = None) -> Saved:
+        """Answer with a version someone else wrote, once its ledger entry is durable.
+
+        Its writer may still be waiting for the block: acknowledging it before then would
+        break "acknowledged only after the ledger entry is durable".
+        """
+        loaded = self.store.load(rtype, rid, vid)
+        if loaded.version.ledger_index is None:
+            version = self.store.wait_anchored(loaded.version)
+            loaded = Loaded(version, loaded.resource, loaded.salt)
+        return Saved(loaded.version, loaded.resource, False, loaded.version.ledger_index)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -409,7 +436,7 @@ class RecordService:
         query = parse_search(rtype, params)
         offset = _decode_page(query.page_token)
         conditions = where_clauses(rtype, query.criteria, self._blind_value, _BLIND_PARAMS)
-        versions, total = self.store.search(
+        found, total = self.store.search(
             rtype,
             conditions,
             newest_first=query.sort == "-_lastUpdated",
@@ -417,14 +444,8 @@ class RecordService:
             offset=offset,
             with_total=query.total == "accurate",
         )
-        more = len(versions) > query.count
-        page = versions[: query.count]
-        resources = []
-        for v in page:
-            try:
-                resources.append(self.store.load(v.rtype, v.rid, v.vid).resource)
-            except Gone:  # erased between the query and the read
-                continue
+        more = len(found) > query.count
+        resources = [loaded.resource for loaded in found[: query.count]]
         return SearchPage(resources, total, _encode_page(offset + query.count) if more else None)
 
 

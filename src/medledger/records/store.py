@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.crypto.canonical import canonical_bytes, stable_canonical_bytes
@@ -27,9 +27,10 @@ from medledger.errors import (
     PreconditionFailed,
     StateError,
     StorageError,
+    WriteConflict,
 )
 from medledger.ledger.block import format_ts
-from medledger.store.engine import READ_ONLY
+from medledger.store.engine import READ_ONLY, begin_write
 from medledger.store.schema_records import (
     record_conditional,
     record_current,
@@ -38,6 +39,40 @@ from medledger.store.schema_records import (
 )
 
 SALT_BYTES = 16
+
+# Hot-path statements, built once (building a select costs more than running it on SQLite).
+_CURRENT_JOIN = and_(
+    record_current.c.rtype == record_versions.c.rtype,
+    record_current.c.rid == record_versions.c.rid,
+    record_current.c.vid == record_versions.c.vid,
+)
+_LOAD_CURRENT = (
+    select(record_versions)
+    .join_from(record_current, record_versions, _CURRENT_JOIN)
+    .where(
+        and_(record_current.c.rtype == bindparam("rtype"), record_current.c.rid == bindparam("rid"))
+    )
+)
+_KEY = and_(record_current.c.rtype == bindparam("rtype"), record_current.c.rid == bindparam("rid"))
+_CURRENT = select(record_current).where(_KEY)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+_INSERT_CONDITIONAL = insert(record_conditional)
+_INSERT_VERSION = insert(record_versions)
+_INSERT_CURRENT = insert(record_current)
+_INSERT_SEARCH = insert(record_search)
+_UPDATE_CURRENT = update(record_current).where(
+    and_(record_current.c.rtype == bindparam("w_rtype"), record_current.c.rid == bindparam("w_rid"))
+)
+_DELETE_SEARCH = delete(record_search).where(
+    and_(record_search.c.rtype == bindparam("w_rtype"), record_search.c.rid == bindparam("w_rid"))
+)
+_LOAD_VERSION = select(record_versions).where(
+    and_(
+        record_versions.c.rtype == bindparam("rtype"),
+        record_versions.c.rid == bindparam("rid"),
+        record_versions.c.vid == bindparam("vid"),
+    )
+)
 
 
 class Crypter(Protocol):
@@ -132,7 +167,7 @@ class RecordStore:
         # would wait for the write lock we hold (SQLite has one writer).
         self.keyring.data_key(subject)
         try:
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 return self._write(
                     conn,
                     rtype,
@@ -148,7 +183,7 @@ class RecordStore:
                 )
         except IntegrityError as exc:
             if conditional is not None:
-                winner = self._conditional_winner(rtype, conditional)
+                winner = self.conditional_winner(rtype, conditional)
                 if winner is not None:
                     return Written(self.current(rtype, winner), None, False)
             raise StateError(
@@ -162,13 +197,14 @@ class RecordStore:
         """Store several versions in ONE transaction: all of them, or none (a FHIR transaction).
 
         Each item holds ``write``'s arguments as keywords (rtype, rid, resource, inst, subject,
-        index, if_match, must_be_new). Raise the first item's error and write nothing.
+        index, if_match, must_be_new, conditional). Raise the first item's error and write
+        nothing; a concurrent conflict is a WriteConflict.
         """
         ts = format_ts(time.time())
         for item in items:
             self.keyring.data_key(item["subject"])  # outside our write lock (see write)
         try:
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 return [
                     self._write(
                         conn,
@@ -181,12 +217,12 @@ class RecordStore:
                         item.get("index", ()),
                         item.get("if_match"),
                         item.get("must_be_new", False),
-                        None,
+                        item.get("conditional"),
                     )
                     for item in items
                 ]
         except IntegrityError as exc:
-            raise StateError(
+            raise WriteConflict(
                 "a resource in the transaction was written concurrently; retry"
             ) from exc
         except SQLAlchemyError as exc:
@@ -206,12 +242,8 @@ class RecordStore:
         must_be_new: bool,
         conditional: str | None,
     ) -> Written:
-        cur_q = select(record_current).where(
-            and_(record_current.c.rtype == rtype, record_current.c.rid == rid)
-        )
-        if conn.dialect.name == "postgresql":
-            cur_q = cur_q.with_for_update()
-        cur = conn.execute(cur_q).first()
+        cur_q = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
+        cur = conn.execute(cur_q, {"rtype": rtype, "rid": rid}).first()
         if cur is not None and must_be_new:
             raise StateError(f"{rtype}/{rid} already exists", ref=f"{rtype}/{rid}")
         if if_match is not None and (cur is None or cur.vid != if_match):
@@ -226,9 +258,7 @@ class RecordStore:
             if cur.deleted:  # deleting a deleted resource changes nothing (FHIR: idempotent)
                 return Written(self._version(conn, rtype, rid, cur.vid), None, False)
         if conditional is not None:
-            conn.execute(
-                insert(record_conditional).values(rtype=rtype, criteria=conditional, rid=rid)
-            )
+            conn.execute(_INSERT_CONDITIONAL, {"rtype": rtype, "criteria": conditional, "rid": rid})
         vid = 1 if cur is None else cur.vid + 1
         ref = f"{rtype}/{rid}/_history/{vid}"
         salt = os.urandom(SALT_BYTES)
@@ -258,38 +288,31 @@ class RecordStore:
         )
         deleted = resource is None
         conn.execute(
-            insert(record_versions).values(
-                rtype=rtype,
-                rid=rid,
-                vid=vid,
-                ts=ts,
-                deleted=deleted,
-                inst=inst,
-                subject=subject,
-                blob=blob,
-                payload_hash=payload_hash,
-                entry=entry,
-                state="pending",
-                ledger_index=None,
-            )
+            _INSERT_VERSION,
+            {
+                "rtype": rtype,
+                "rid": rid,
+                "vid": vid,
+                "ts": ts,
+                "deleted": deleted,
+                "inst": inst,
+                "subject": subject,
+                "blob": blob,
+                "payload_hash": payload_hash,
+                "entry": entry,
+                "state": "pending",
+                "ledger_index": None,
+            },
         )
         values = {"vid": vid, "deleted": deleted, "ts": ts, "inst": inst, "subject": subject}
         if cur is None:
-            conn.execute(insert(record_current).values(rtype=rtype, rid=rid, **values))
+            conn.execute(_INSERT_CURRENT, {"rtype": rtype, "rid": rid, **values})
         else:
-            conn.execute(
-                update(record_current)
-                .where(and_(record_current.c.rtype == rtype, record_current.c.rid == rid))
-                .values(**values)
-            )
-        conn.execute(
-            delete(record_search).where(
-                and_(record_search.c.rtype == rtype, record_search.c.rid == rid)
-            )
-        )
+            conn.execute(_UPDATE_CURRENT, {"w_rtype": rtype, "w_rid": rid, **values})
+            conn.execute(_DELETE_SEARCH, {"w_rtype": rtype, "w_rid": rid})
         if not deleted and index:
             conn.execute(
-                insert(record_search),
+                _INSERT_SEARCH,
                 [
                     {
                         "rtype": rtype,
@@ -312,14 +335,14 @@ class RecordStore:
     def forget_conditional(self, rtype: str, criteria: str, rid: str) -> None:
         """Remove a conditional-create row that still names ``rid`` (it no longer matches)."""
         t = record_conditional.c
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             conn.execute(
                 delete(record_conditional).where(
                     and_(t.rtype == rtype, t.criteria == criteria, t.rid == rid)
                 )
             )
 
-    def _conditional_winner(self, rtype: str, criteria: str) -> str | None:
+    def conditional_winner(self, rtype: str, criteria: str) -> str | None:
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(
                 select(record_conditional.c.rid).where(
@@ -356,7 +379,7 @@ class RecordStore:
             .where(and_(c.subject == subject, c.rtype == r.rtype, c.rid == r.rid))
             .exists()
         )
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             result = conn.execute(delete(record_search).where(owned))
         return int(result.rowcount or 0)
 
@@ -371,9 +394,10 @@ class RecordStore:
         limit: int,
         offset: int,
         with_total: bool,
-    ) -> tuple[list[Version], int | None]:
-        """Return current versions of ``rtype`` matching every condition, and the total.
+    ) -> tuple[list[Loaded], int | None]:
+        """Return the decrypted current versions of ``rtype`` matching every condition.
 
+        One query for the page (current pointers joined to their versions), one for the total.
         Deleted resources and resources of erased patients are never returned or counted.
         """
         from sqlalchemy import func
@@ -384,10 +408,16 @@ class RecordStore:
         erased = select(record_keys.c.subject).where(record_keys.c.wrapped.is_(None))
         where = and_(c.rtype == rtype, c.deleted.is_(False), c.subject.not_in(erased), *conditions)
         order = [c.ts.desc(), c.rid.desc()] if newest_first else [c.ts, c.rid]
+        page = (
+            select(record_versions)
+            .join_from(record_current, record_versions, _CURRENT_JOIN)
+            .where(where)
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+        )
         with self._reader() as conn:
-            rows = conn.execute(
-                select(c.rid, c.vid).where(where).order_by(*order).limit(limit).offset(offset)
-            ).all()
+            rows = conn.execute(page).all()
             total = (
                 int(
                     conn.execute(
@@ -398,8 +428,13 @@ class RecordStore:
                 if with_total
                 else None
             )
-            versions = [self._version(conn, rtype, r.rid, r.vid) for r in rows]
-        return versions, total
+        loaded = []
+        for row in rows:
+            try:
+                loaded.append(self._decrypt(row))
+            except Gone:  # erased between the query and the decryption
+                continue
+        return loaded, total
 
     def last_update(self, subject: str) -> str | None:
         """Return the newest lastUpdated of any resource of ``subject``, or None."""
@@ -424,19 +459,40 @@ class RecordStore:
 
     def load(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
         """Decrypt a version (the current one by default); Gone for deletes and erasures."""
-        with self._reader() as conn:  # one connection: a nested checkout can starve the pool
+        with self._reader() as conn:
             if vid is None:
-                cur = conn.execute(
-                    select(record_current.c.vid).where(
-                        and_(record_current.c.rtype == rtype, record_current.c.rid == rid)
-                    )
-                ).first()
-                if cur is None:
+                row = conn.execute(_LOAD_CURRENT, {"rtype": rtype, "rid": rid}).first()
+                if row is None:
                     raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
-                vid = int(cur.vid)
-            row = _version_row(conn, rtype, rid, vid)
-        if row is None:
-            raise NotFound(f"{rtype}/{rid}/_history/{vid} does not exist", field="vid", value=vid)
+            else:
+                row = conn.execute(_LOAD_VERSION, {"rtype": rtype, "rid": rid, "vid": vid}).first()
+                if row is None:
+                    raise NotFound(
+                        f"{rtype}/{rid}/_history/{vid} does not exist", field="vid", value=vid
+                    )
+        return self._decrypt(row)
+
+    def wait_anchored(self, version: Version, timeout: float = 30.0) -> Version:
+        """Wait until ``version`` (written by another request) is anchored; return it then.
+
+        Its writer appends the entry; recovery does after a crash. Waiting longer than
+        ``timeout`` means the ledger is not committing: StorageError (503), try again.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            with self._reader() as conn:
+                row = _version_row(conn, version.rtype, version.rid, version.vid)
+            if row is None:
+                raise StorageError(f"{version.ref} vanished while waiting for its anchoring")
+            if row.ledger_index is not None:
+                return _version(row)
+            if time.monotonic() > deadline:
+                raise StorageError(f"{version.ref} is not anchored yet; retry shortly")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _decrypt(self, row: Any) -> Loaded:
         version = _version(row)
         if version.deleted:
             raise Gone(f"{version.ref} is a deletion", ref=version.ref)
@@ -470,10 +526,7 @@ class RecordStore:
 
 
 def _version_row(conn: Connection, rtype: str, rid: str, vid: int) -> Any:
-    v = record_versions.c
-    return conn.execute(
-        select(record_versions).where(and_(v.rtype == rtype, v.rid == rid, v.vid == vid))
-    ).first()
+    return conn.execute(_LOAD_VERSION, {"rtype": rtype, "rid": rid, "vid": vid}).first()
 
 
 def _version(row: Any) -> Version:
