@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -82,6 +84,11 @@ def serve(
             f"{loaded:,} tree nodes in memory)",
             markup=False,
         )
+        # uvicorn drains open requests on SIGTERM/SIGINT, then re-raises the signal under the
+        # handler it found: make that handler end the process through this ``with`` block, so
+        # the node is closed (orderer stopped, writer lock released) and the exit code is 0.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        signal.signal(signal.SIGINT, _exit_cleanly)
         uvicorn.run(
             create_app(service, max_body=max_body),
             host=host,
@@ -92,3 +99,7 @@ def serve(
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,
         )
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
