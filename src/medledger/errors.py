@@ -32,6 +32,7 @@ verifier, which ships alone) can raise these.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = [
@@ -59,6 +60,12 @@ __all__ = [
 ]
 
 
+_DETAIL_DEPTH = 4
+_DETAIL_ITEMS = 20
+_DETAIL_TEXT = 200
+_MESSAGE_TEXT = 1000
+
+
 class MedLedgerError(Exception):
     """Base of every MedLedger error."""
 
@@ -72,10 +79,14 @@ class MedLedgerError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON error envelope used by the CLI and the native API."""
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        """Return the JSON error envelope used by the CLI and the native API (size-bounded)."""
+        out: dict[str, Any] = {"code": self.code, "message": _text(self.message, _MESSAGE_TEXT)}
         if self.details:
-            out["details"] = {k: v for k, v in self.details.items() if v is not None}
+            out["details"] = {
+                _text(str(k), _DETAIL_TEXT): bounded(v, depth=1)
+                for k, v in self.details.items()
+                if v is not None
+            }
         return out
 
 
@@ -237,9 +248,44 @@ def _clip(value: Any, limit: int = 120) -> Any:
     """Keep error details short: a huge bad value must not flood a terminal or a log."""
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value[:limit]).hex() + ("…" if len(value) > limit else "")
-    if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + "…"
-    return value
+    return bounded(value, text=limit)
+
+
+def bounded(value: Any, *, depth: int = 0, text: int = _DETAIL_TEXT) -> Any:
+    """Return a JSON-safe copy of ``value``, a few levels deep and items long at most.
+
+    Error details echo what a client sent: a 60 KiB or 960-deep JSON value must neither flood
+    a response or terminal nor exhaust the recursion limit while it is encoded.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN or Infinity
+    if isinstance(value, str):
+        return _text(value, text)
+    if isinstance(value, dict):
+        if depth >= _DETAIL_DEPTH:
+            return f"(an object of {len(value)} members)"
+        items = list(value.items())
+        out = {
+            _text(str(k), text): bounded(v, depth=depth + 1, text=text)
+            for k, v in items[:_DETAIL_ITEMS]
+        }
+        if len(items) > _DETAIL_ITEMS:
+            out["…"] = f"({len(items) - _DETAIL_ITEMS} more members)"
+        return out
+    if isinstance(value, (list, tuple)):
+        if depth >= _DETAIL_DEPTH:
+            return f"(an array of {len(value)} items)"
+        listed = [bounded(v, depth=depth + 1, text=text) for v in value[:_DETAIL_ITEMS]]
+        if len(value) > _DETAIL_ITEMS:
+            listed.append(f"({len(value) - _DETAIL_ITEMS} more items)")
+        return listed
+    return _text(str(value), text)
+
+
+def _text(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
 class EnvironmentFailure(MedLedgerError):

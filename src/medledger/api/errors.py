@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +21,12 @@ def error_response(request: Request, exc: MedLedgerError) -> JSONResponse:
     """Render ``exc`` as an OperationOutcome (FHIR paths) or the native JSON envelope."""
     if request.url.path.startswith("/fhir/"):
         return JSONResponse(outcome_for(exc), status_code=exc.http_status, media_type=FHIR_JSON)
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    return JSONResponse(native_error(exc), status_code=exc.http_status)
+
+
+def native_error(exc: MedLedgerError) -> dict[str, Any]:
+    """Return the native envelope ``{"error": ...}`` (details size-bounded by errors.py)."""
+    return {"error": exc.to_dict()}
 
 
 def install(app: FastAPI) -> None:
@@ -43,6 +49,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         err = InputError(str(exc.detail))
         err.http_status = exc.status_code
+        headers = exc.headers  # e.g. the Allow header a 405 must carry (RFC 9110 §15.5.6)
         if request.url.path.startswith("/fhir/"):
             body = operation_outcome(
                 [
@@ -53,8 +60,10 @@ def install(app: FastAPI) -> None:
                     }
                 ]
             )
-            return JSONResponse(body, status_code=exc.status_code, media_type=FHIR_JSON)
-        return JSONResponse({"error": err.to_dict()}, status_code=exc.status_code)
+            return JSONResponse(
+                body, status_code=exc.status_code, media_type=FHIR_JSON, headers=headers
+            )
+        return JSONResponse(native_error(err), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

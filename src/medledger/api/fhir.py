@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from medledger import __version__
+from medledger.api.bodies import read_body
 from medledger.api.errors import FHIR_JSON
 from medledger.crypto.canonical import parse_json_object
 from medledger.errors import InputError, MalformedDocument, PreconditionFailed
@@ -21,7 +22,7 @@ from medledger.records.service import RecordService, Saved
 from medledger.records.store import Loaded, Version
 
 BASE = "/fhir/R4"
-_ETAG = re.compile(r'^(W/)?"(\d+)"$')
+_ETAG = re.compile(r'^(W/)?"([0-9]+)"\Z')
 ACCEPTED_TYPES = ("application/fhir+json", "application/json")
 
 
@@ -30,36 +31,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     r = APIRouter(prefix=BASE)
 
     async def body_of(request: Request) -> Any:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in ACCEPTED_TYPES:
-            err = InputError(
-                f"content type {ctype or '(none)'} is not accepted",
-                field="Content-Type",
-                value=ctype,
-                expected="application/fhir+json",
-            )
-            err.http_status = 415
-            raise err
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:  # refuse before buffering it
-            err = InputError(
-                f"body of {declared} bytes exceeds the limit of {max_body}",
-                field="body",
-                value=int(declared),
-                expected=f"at most {max_body} bytes",
-            )
-            err.http_status = 413
-            raise err
-        raw = await request.body()
-        if len(raw) > max_body:
-            err = InputError(
-                f"body of {len(raw)} bytes exceeds the limit of {max_body}",
-                field="body",
-                value=len(raw),
-                expected=f"at most {max_body} bytes",
-            )
-            err.http_status = 413
-            raise err
+        raw = await read_body(request, max_body, ACCEPTED_TYPES)
         return parse_json_object(raw, field="body", error=MalformedDocument)
 
     @r.post("")

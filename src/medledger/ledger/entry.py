@@ -16,7 +16,9 @@ DEFAULT_MAX_ENTRY_BYTES = 64 * 1024
 ENTRY_VERSION = 1
 
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_TS = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 # Optional top-level members and what each must be; anything else belongs in "meta".

@@ -19,7 +19,7 @@ from medledger.errors import MalformedDocument, SignatureInvalid
 
 HEADER_VERSION = 1
 ZERO_HASH = bytes(32)
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+_TS = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$")
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _CHAIN = re.compile(r"^[0-9a-f]{32}$")
 _FIELDS = ("v", "chain", "height", "prev", "tree_size", "root", "ts", "proposer")
