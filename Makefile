@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck docs bench clean services
+.PHONY: run demo-ledger test lint typecheck docs bench clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,15 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Run the main job: the ledger demo on the embedded default (SQLite, solo orderer).
+# Run the main job: the referral hub demo. Starts the HTTP API (FHIR R4) over a fresh ledger in
+# ./medledger-demo, seeds two institutions' referral story, prints curl commands, serves until
+# Ctrl-C. MEDLEDGER_DEMO_PORT=8080 picks the port; MEDLEDGER_DEMO_EXIT=1 exits after printing.
 run: $(STAMP)
 	@$(PY) -m medledger.demo
+
+# The ledger-only demo: 10,000 entries, a certificate verified offline, tampering found by audit.
+demo-ledger: $(STAMP)
+	@$(PY) -m medledger.demo_ledger
 
 # Lint, type-check and run the whole test suite against real services.
 test: $(STAMP) services

@@ -1,137 +1,263 @@
-"""``make run``: the ledger demo on the embedded default (SQLite, solo orderer).
+"""``make run``: the referral hub demo, two institutions of a hospital group on one MedLedger hub.
 
-Create a ledger, append 10,000 realistic entries, issue and verify a certificate offline, prove
-the old certificate against a newer head, then tamper with one row in a copy of the store and
-show the audit locating it.
+Start the real HTTP API (FHIR R4 at /fhir/R4) over a fresh ledger in ``./medledger-demo/data``,
+seed a seeded referral story over HTTP as transaction Bundles (``demo_story``, ``demo_seed``),
+verify a certificate offline, print ready-to-paste ``curl`` commands, then serve until Ctrl-C
+or SIGTERM. ``MEDLEDGER_DEMO_PORT`` picks the port (default 8080; a free one if it is taken);
+``MEDLEDGER_DEMO_EXIT=1`` stops right after printing (CI, fresh-clone checks).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import sqlite3
+import fcntl
+import os
+import shlex
+import signal
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
+import httpx
+import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 
+from medledger.api.app import create_app
+from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.trust import load_trust_bundle
-from medledger.demo_data import sample_entries
-from medledger.ledger.audit import Auditor
-from medledger.ledger.config import HEAD_FILE, SQLITE_FILE, TRUST_FILE
-from medledger.ledger.node import LedgerNode
-from medledger.verify.certificate import (
-    parse_certificate,
-    parse_consistency,
-    verify_certificate,
+from medledger.demo_ledger import DEMO_DIR, fresh_dir
+from medledger.demo_seed import FHIR, Seeded, seed
+from medledger.demo_story import Story, build_story
+from medledger.errors import VerificationFailed
+from medledger.ledger.config import DB_ENV, TRUST_FILE
+from medledger.ledger.node import WRITER_LOCK, LedgerNode
+from medledger.records.service import RecordService
+from medledger.verify.certificate import parse_certificate, verify_certificate
+
+DATA = DEMO_DIR / "data"
+HOST = "127.0.0.1"
+PORT_ENV, EXIT_ENV = "MEDLEDGER_DEMO_PORT", "MEDLEDGER_DEMO_EXIT"
+SEED, PATIENTS = 20261122, 12
+ROLES = {
+    "hosp-central": "总院 central, performs exams",
+    "hosp-member-east": "成员医院 member, refers",
+}
+TYPES = (
+    *("Organization", "Practitioner", "Patient", "Encounter", "Consent", "ServiceRequest"),
+    *("Specimen", "Observation", "ImagingStudy", "DiagnosticReport", "DocumentReference"),
+    *("Provenance", "CodeSystem", "ConceptMap"),
 )
 
-DEMO_DIR = Path("medledger-demo")
-MARKER = ".medledger-demo"
-COUNT = 10_000
-CERT_INDEX = 4242
-TAMPER_INDEX = 1234
-
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
-def _fresh_dir(path: Path) -> None:
-    if path.exists():
-        if not (path / MARKER).exists():
-            sys.exit(f"{path} exists and is not a demo directory; move it away first")
-        shutil.rmtree(path)
-    path.mkdir()
-    (path / MARKER).write_text("created by `make run`; safe to delete\n")
+class _Hub:
+    """uvicorn serving the node's API from a background thread of this process."""
+
+    def __init__(self, service: RecordService, sock: socket.socket) -> None:
+        config = uvicorn.Config(
+            create_app(service), log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.port = int(sock.getsockname()[1])
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="hub", daemon=True
+        )
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.02)
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
 
 
-def _audit(node: LedgerNode, data: Path) -> list[dict[str, object]]:
-    with node.reader() as reader:
-        report = Auditor(reader, node.suite, node.trust, head_file=data / HEAD_FILE).run()
-    console.print(
-        f"    audited {report.entries:,} entries, {report.nodes:,} nodes, {report.blocks} blocks "
-        f"in {report.seconds:.2f}s"
-    )
-    return report.findings
+def _port() -> int:
+    raw = os.environ.get(PORT_ENV, "8080")
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        sys.exit(f"{PORT_ENV}={raw!r} is not a port number from 1 to 65535")
+    return int(raw)
+
+
+def _listen(port: int) -> socket.socket:
+    """Bind ``port``, or a free port if it is taken (the socket goes to uvicorn: no race)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        free = sock.getsockname()[1]
+        console.print(f"[yellow]端口 {port} 已被占用 / port {port} is taken: using {free}[/]")
+    return sock
+
+
+def _running() -> bool:
+    """Whether another demo still serves from ./medledger-demo (it holds the writer lock)."""
+    lock = DATA / WRITER_LOCK
+    if not lock.exists():
+        return False
+    with lock.open("rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+    return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
-    _fresh_dir(DEMO_DIR)
-    data = DEMO_DIR / "ledger"
-    console.print(Panel.fit("MedLedger ledger demo  ·  账本演示", style="bold"))
+    port = _port()
+    if _running():
+        sys.exit(f"another demo is serving from {DEMO_DIR}; stop it first (Ctrl-C)")
+    fresh_dir(DEMO_DIR)
+    # Ctrl-C and SIGTERM both shut down cleanly (even where a shell started us ignoring SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    os.environ.pop(DB_ENV, None)  # the demo always uses the embedded SQLite file in DATA
+    console.print(Panel.fit("MedLedger 医联体转诊演示  ·  referral hub demo", style="bold"))
+    node = LedgerNode.init(DATA, suite="intl-v1", node="hosp-central")
+    hub: _Hub | None = None
+    try:
+        node.acquire_writer()
+        service = RecordService.open(node)
+        node.warm_cache()
+        console.print(f"1. 账本 ledger: chain {node.config.chain}, suite {node.suite.name}, {DATA}")
+        hub = _Hub(service, _listen(port))
+        url = hub.start()
+        console.print(f"2. 服务 server: {url} (FHIR R4 at {FHIR})")
+        story = build_story(SEED, PATIENTS)
+        with httpx.Client(base_url=url, timeout=60) as client:
+            t0 = time.perf_counter()
+            seeded = seed(client, story)
+            console.print(
+                f"3. 转诊与报告回传 referrals and results: {len(story.episodes)} patients, "
+                f"{seeded.transactions} transaction Bundles over HTTP in "
+                f"{time.perf_counter() - t0:.1f}s"
+            )
+            console.print(
+                f'4. 报告更正 corrected {seeded.corrected} → v2 amended (If-Match W/"1"); '
+                f"报告召回 recalled {seeded.recalled} → v2 entered-in-error"
+            )
+            _self_check(client, seeded)
+            _summary(client, story)
+        _print_commands(url, story, seeded)
+        if os.environ.get(EXIT_ENV) == "1":
+            console.print(f"{EXIT_ENV}=1: 退出 stopping now")
+            return
+        console.print(f"Serving on {url} until Ctrl-C  ·  服务运行中，按 Ctrl-C 停止")
+        while hub.thread.is_alive():
+            time.sleep(0.2)  # not join(): an interrupted join breaks the thread's state
+        sys.exit("the HTTP server stopped unexpectedly")
+    except KeyboardInterrupt:
+        console.print("\n已停止 / stopped")
+    finally:
+        if hub is not None:
+            hub.stop()
+        node.close()
 
-    node = LedgerNode.init(data, suite="intl-v1", node="hosp-central")
-    console.print(
-        f"1. init: chain {node.config.chain}, suite {node.suite.name}, "
-        f"node key {node.key_id} (mode 0600), trust bundle {data / TRUST_FILE}"
-    )
 
-    t0 = time.perf_counter()
-    receipts = node.append(sample_entries(COUNT))
-    took = time.perf_counter() - t0
-    head = node.head()
-    console.print(
-        f"2. appended {len(receipts):,} entries in {took:.2f}s "
-        f"({len(receipts) / took:,.0f}/s durable) into {head.height} blocks; "
-        f"head root {head.root.hex()[:16]}…"
-    )
-
-    cert = node.certificate(CERT_INDEX)
-    cert_path = DEMO_DIR / f"cert-{CERT_INDEX}.json"
-    cert_path.write_text(json.dumps(cert, indent=2, ensure_ascii=False))
-    trust = load_trust_bundle(data / TRUST_FILE)
-    report = verify_certificate(parse_certificate(cert), trust)
-    console.print(f"3. certificate for entry {CERT_INDEX} ({cert['entry']['ref']}) → {cert_path}")
+def _self_check(client: httpx.Client, seeded: Seeded) -> None:
+    """Fetch the corrected report's certificate over the API and verify it offline."""
+    ref = f"{FHIR}/{seeded.corrected}/_history/2"
+    cert = parse_certificate(_get(client, f"{ref}/$certificate"))
+    resource = _get(client, ref)
+    trust = load_trust_bundle(DATA / TRUST_FILE)
+    report = verify_certificate(cert, trust, payload=canonical_bytes(resource))
+    console.print(f"5. 自检 self-check: certificate of {seeded.corrected}/_history/2, offline:")
     for line in report.passed:
         console.print(f"     [green]✓[/] {line}")
+    altered = {**resource, "conclusion": resource["conclusion"] + "。"}
+    try:
+        verify_certificate(cert, trust, payload=canonical_bytes(altered))
+    except VerificationFailed as exc:
+        console.print(f"     [green]✓[/] a copy altered by one character fails: {exc.check}")
+    else:
+        raise RuntimeError("demo failed: an altered report verified")
 
-    node.append(sample_entries(500, seed=7))
-    doc = node.consistency(cert["header"]["tree_size"])
-    doc_path = DEMO_DIR / "consistency.json"
-    doc_path.write_text(json.dumps(doc, indent=2))
-    newer = verify_certificate(parse_certificate(cert), trust, newer=parse_consistency(doc))
-    console.print(
-        f"4. 500 more entries; the old certificate still proves against today's head: "
-        f"{newer.passed[-1]}"
-    )
 
-    console.print("5. audit of the live store:")
-    findings = _audit(node, data)
-    console.print("     [green]OK: intact[/]" if not findings else f"     {findings}")
-    node.close()
+def _summary(client: httpx.Client, story: Story) -> None:
+    counts = [f"{t} {_get(client, f'{FHIR}/{t}?_total=accurate&_count=1')['total']}" for t in TYPES]
+    ready = _get(client, "/readyz")
+    lines = [f"{inst} {name} ({ROLES.get(inst, '')})" for inst, name, _ in story.institutions]
+    lines += [" · ".join(counts[i : i + 4]) for i in range(0, len(counts), 4)]
+    lines.append(f"ledger 账本: {ready['tree_size']} entries in {ready['height']} blocks")
+    console.print(Panel.fit("\n".join(lines), title="机构与数据 / institutions and data"))
 
-    copy = DEMO_DIR / "tampered"
-    shutil.copytree(data, copy)
-    with sqlite3.connect(copy / SQLITE_FILE) as db:
-        raw = db.execute(
-            "SELECT data FROM ledger_entries WHERE idx = ?", (TAMPER_INDEX,)
-        ).fetchone()[0]
-        forged = raw.replace(b'"record.put"', b'"record.del"', 1)
-        if forged == raw:
-            forged = raw[:-2] + (b"0" if raw[-2:-1] != b"0" else b"1") + raw[-1:]
-        db.execute("UPDATE ledger_entries SET data = ? WHERE idx = ?", (forged, TAMPER_INDEX))
-    console.print(f"6. copied the store to {copy} and altered entry {TAMPER_INDEX} with sqlite3")
-    with LedgerNode.open(copy) as tampered:
-        findings = _audit(tampered, copy)
-    for f in findings:
-        console.print(f"     [red]✗ {f['kind']} {f['at']}[/]: {f['problem']}")
 
-    console.print(
-        Panel.fit(
-            "Try it yourself:\n"
-            f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE}\n"
-            f"  .venv/bin/medledger verify {cert_path} --trust {data / TRUST_FILE} "
-            f"--consistency {doc_path}\n"
-            f"  .venv/bin/medledger audit --data {copy}   # exits 1, names entry {TAMPER_INDEX}\n"
-            f"  .venv/bin/medledger log --data {data}\n"
-            f"  .venv/bin/medledger bench ledger --entries 100000",
-            title="summary",
-            style="cyan",
-        )
-    )
-    if not findings:
-        sys.exit("demo failed: the audit did not catch the tampering")
+def _print_commands(url: str, story: Story, seeded: Seeded) -> None:
+    ep, lk = seeded.episode, seeded.linker
+    order = lk.ref(ep.orders[ep.items.index("CT")])
+    patient = lk.ref(ep.patient).split("/")[1]
+    spec = next(
+        w.resource
+        for e in story.episodes
+        for w in e.referral.writes
+        if w.resource["resourceType"] == "Specimen"
+    )["identifier"][0]
+    report = f"{url}{FHIR}/{seeded.corrected}"
+    cert, payload = DEMO_DIR / "cert.json", DEMO_DIR / "report.json"
+    verify = f"{_medledger()} verify {cert} --payload {payload} --trust {DATA / TRUST_FILE}"
+    commands = [
+        ("转诊申请单 a referral ServiceRequest (CT)", f"curl -s '{url}{FHIR}/{order}'"),
+        (
+            "患者的报告 reports of that patient",
+            f"curl -s '{url}{FHIR}/DiagnosticReport?patient={patient}&_total=accurate'",
+        ),
+        ("更正的报告，两个版本 the corrected report's history", f"curl -s '{report}/_history'"),
+        (
+            "按送检条码查标本 specimen by its barcode",
+            f"curl -s '{url}{FHIR}/Specimen?identifier={spec['system']}|{spec['value']}'",
+        ),
+        (
+            "取证书并离线验证 fetch the certificate and verify it offline",
+            f"curl -s '{report}/_history/2/$certificate' > {cert} && "
+            f"curl -s '{report}/_history/2' > {payload} && {verify}",
+        ),
+        (
+            "在线验证 verify over HTTP (after the line above)",
+            f'printf \'{{"certificate": %s, "payload": %s}}\' "$(cat {cert})" '
+            f"\"$(cat {payload})\" | curl -s -X POST '{url}/api/v1/verify' "
+            "-H 'Content-Type: application/json' --data-binary @-",
+        ),
+    ]
+    console.print(Panel.fit("地址 / URLs", style="cyan"))
+    print(f"  API      {url}\n  文档 docs {url}/docs\n  FHIR     {url}{FHIR}/metadata")
+    console.print(Panel.fit("试一试 / try it (bash, from this directory)", style="cyan"))
+    for n, (title, command) in enumerate(commands, 1):
+        print(f"# {n}. {title}\n{command}")
+    sys.stdout.flush()
+
+
+def _get(client: httpx.Client, path: str) -> dict[str, Any]:
+    r = client.get(path)
+    r.raise_for_status()
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _medledger() -> str:
+    """The CLI next to this interpreter, as a path that works from the current directory."""
+    exe = Path(sys.executable).parent / "medledger"
+    if not exe.exists():
+        return f"{shlex.quote(sys.executable)} -m medledger.cli.main"
+    rel = os.path.relpath(exe)
+    return shlex.quote(str(exe) if rel.startswith("..") else rel)
 
 
 if __name__ == "__main__":
