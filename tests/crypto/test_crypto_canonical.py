@@ -25,6 +25,31 @@ TRICKY = [
     "\x80", "\u00f6", "\u2028", "\u2029", "\u20ac", "\ud7ff", "\ue000", "\ufb33", "\ufeff",
     "\uffff", "\U00010000", "\U0001f600", "\U0010ffff", "a", "A", "1",
 ]  # fmt: skip
+# Where repr and ECMAScript layouts meet or part: the fast path's bounds, integral values, zero.
+EDGE_FLOATS = [
+    1e-4,
+    9.999999999999999e-05,
+    1e-5,
+    1e-6,
+    1e-7,
+    1e16,
+    9999999999999998.0,
+    1e21,
+    1e22,
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    2.0**53,
+    0.1,
+    0.3,
+    5e-324,
+    1.7976931348623157e308,
+    123456.789,
+    -0.0001,
+    0.00012345,
+    1234567890123.4567,
+]
 chars = st.one_of(st.sampled_from(TRICKY), st.characters(exclude_categories=("Cs",)))
 texts = st.text(alphabet=chars, max_size=12)
 ints = st.one_of(
@@ -82,6 +107,40 @@ def test_fast_path_taken_for_plain_entries(value: Any) -> None:
 
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+# Clinical decimals: the fast path must take them (the reason it accepts floats at all).
+decimals = st.one_of(
+    st.floats(min_value=1e-4, max_value=1e16, exclude_max=True, allow_nan=False),
+    st.floats(max_value=-1e-4, min_value=-1e16, exclude_min=True, allow_nan=False),
+).filter(lambda f: not f.is_integer())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(finite_floats, decimals, st.sampled_from(EDGE_FLOATS)))
+def test_fast_path_floats_are_exact_or_decline(value: float) -> None:
+    """Any float, alone and inside a document: the fast path declines or equals rfc8785."""
+    for doc in (value, [value], {"valueQuantity": {"value": value}}):
+        fast = _fast_path(doc)
+        if fast is not None:
+            assert fast == rfc8785.dumps(doc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values(st.one_of(scalars, decimals)))
+def test_fast_path_taken_for_documents_with_decimals(value: Any) -> None:
+    """Documents whose floats are ordinary decimals stay on the fast path and match rfc8785."""
+    if any(type(k) is str and k and max(k) >= "\ud800" for k in _keys(value)):
+        return
+    fast = _fast_path(value)
+    assert fast is not None
+    assert fast == rfc8785.dumps(value)
+
+
+def _keys(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [*value, *(k for v in value.values() for k in _keys(v))]
+    if isinstance(value, list):
+        return [k for v in value for k in _keys(v)]
+    return []
 
 
 @settings(max_examples=200, deadline=None)

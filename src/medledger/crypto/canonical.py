@@ -1,11 +1,17 @@
 """RFC 8785 (JCS) canonical JSON, and strict parsing of JSON objects.
 
-``canonical_bytes`` is on the append hot path. For the common case (no floats, integers in the
-I-JSON safe range, no key with a character at or above U+D800) ``json.dumps`` with sorted keys
-already writes RFC 8785 bytes: its escaping of strings matches §3.2.2.2 exactly, and sorting by
-code point equals sorting by UTF-16 code unit as long as no key holds a surrogate pair or a
-character in U+E000..U+FFFF (the only place the two orders disagree). Everything else goes
-through the reference ``rfc8785`` package, several times slower.
+``canonical_bytes`` is on the append hot path. For the common case (integers in the I-JSON safe
+range, ordinary decimals, no key with a character at or above U+D800) ``json.dumps`` with
+sorted keys already writes RFC 8785 bytes: its escaping of strings matches §3.2.2.2 exactly,
+and sorting by code point equals sorting by UTF-16 code unit as long as no key holds a
+surrogate pair or a character in U+E000..U+FFFF (the only place the two orders disagree).
+
+Floats: ``repr`` and ECMAScript's Number::toString (RFC 8785 §3.2.2.3) both write the shortest
+digits that round-trip; they differ only in layout. For a non-integral float with magnitude in
+[1e-4, 1e16) both use plain decimal notation, so the bytes agree (clinical values such as 3.2
+or 0.85 are all of this kind). Integral floats (ES writes ``1`` for 1.0), very small or large
+magnitudes (exponent layouts differ), NaN and infinities decline the fast path. Everything
+else goes through the reference ``rfc8785`` package, several times slower.
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ def _plain(value: Any, depth: int) -> bool:
                 if -_INT_LIMIT <= v <= _INT_LIMIT:
                     continue
                 return False
+            if tv is float:
+                if _plain_float(v):
+                    continue
+                return False
             if not _plain(v, depth + 1):
                 return False
         return True
@@ -72,7 +82,14 @@ def _plain(value: Any, depth: int) -> bool:
         return True
     if t is int:
         return bool(-_INT_LIMIT <= value <= _INT_LIMIT)
+    if t is float:
+        return _plain_float(value)
     return False
+
+
+def _plain_float(v: float) -> bool:
+    """True if ``repr(v)`` is already the ECMAScript form (see the module docstring)."""
+    return 1e-4 <= abs(v) < 1e16 and not v.is_integer()  # False for NaN and infinities too
 
 
 def _fast_path(obj: Any) -> bytes | None:
@@ -142,7 +159,7 @@ def stable_canonical_bytes(obj: Any) -> bytes:
 
     A float such as 1e16 encodes as ``10000000000000000``, which reads back as an integer
     beyond 2**53 that JCS refuses: such a value could be stored but its certificate could
-    never be verified. Only values off the fast path (floats) need the extra round trip.
+    never be verified. Only values off the fast path (unusual floats) need the round trip.
     """
     fast = _fast_path(obj)
     if fast is not None:
