@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +15,18 @@ from medledger.errors import InputError, MedLedgerError, StorageError
 from medledger.records.fhir_model import operation_outcome, outcome_for
 
 FHIR_JSON = "application/fhir+json"
+
+
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered by orjson (several times faster for search Bundles)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # beyond orjson's range (e.g. an integer over 64 bits): stdlib
+            return super().render(content)
+
+
 log = logging.getLogger(__name__)
 
 

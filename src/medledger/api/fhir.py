@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from email.utils import format_datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from medledger import __version__
 from medledger.api.bodies import read_body
-from medledger.api.errors import FHIR_JSON
+from medledger.api.errors import FHIR_JSON, FastJSONResponse
 from medledger.crypto.canonical import parse_json_object
 from medledger.errors import InputError, MalformedDocument, PreconditionFailed
 from medledger.records.fhir_model import SUPPORTED_TYPES
@@ -22,6 +23,9 @@ from medledger.records.service import RecordService, Saved
 from medledger.records.store import Loaded, Version
 
 BASE = "/fhir/R4"
+WRITE_THREADS = 16
+
+
 _ETAG = re.compile(r'^(W/)?"([0-9]+)"\Z')
 ACCEPTED_TYPES = ("application/fhir+json", "application/json")
 
@@ -29,6 +33,22 @@ ACCEPTED_TYPES = ("application/fhir+json", "application/json")
 def router(service: RecordService, *, max_body: int) -> APIRouter:
     """Build the /fhir/R4 routes over ``service``."""
     r = APIRouter(prefix=BASE)
+    limiter: list[Any] = []  # created on first use, inside the server's event loop
+
+    async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a write (which waits for its ledger block) on one of a few worker threads.
+
+        Reads run on the event loop itself: they take well under a millisecond of CPU, and
+        handing them to threads costs more than it saves (the process computes on one core;
+        dozens of threads contending for it form convoys). Writes wait ~10 ms for their
+        block's group commit, so they need threads, but only enough to fill blocks.
+        """
+        import anyio
+        import anyio.to_thread
+
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(WRITE_THREADS))
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=limiter[0])
 
     async def body_of(request: Request) -> Any:
         raw = await read_body(request, max_body, ACCEPTED_TYPES)
@@ -43,11 +63,11 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         return _fhir(result)
 
     @r.get("/metadata")
-    def metadata() -> JSONResponse:
+    async def metadata() -> JSONResponse:
         return _fhir(capability_statement())
 
     @r.get("/{rtype}")
-    def search(rtype: str, request: Request) -> JSONResponse:
+    async def search(rtype: str, request: Request) -> JSONResponse:
         _known(rtype)
         return _searchset(service, rtype, list(request.query_params.multi_items()), request)
 
@@ -70,8 +90,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         except UnicodeDecodeError as exc:
             raise InputError("form body is not UTF-8", field="body") from exc
         params += list(request.query_params.multi_items())
-        result: JSONResponse = await _run(_searchset, service, rtype, params, request)
-        return result
+        return _searchset(service, rtype, params, request)
 
     @r.post("/{rtype}")
     async def create(
@@ -84,7 +103,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         return _saved(saved, status=201)
 
     @r.get("/{rtype}/{rid}")
-    def read(rtype: str, rid: str) -> Response:
+    async def read(rtype: str, rid: str) -> Response:
         _known(rtype)
         return _loaded(service.read(rtype, rid))
 
@@ -100,16 +119,18 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         return _saved(saved, status=201 if saved.version.vid == 1 else 200)
 
     @r.delete("/{rtype}/{rid}")
-    def remove(rtype: str, rid: str, if_match: Annotated[str | None, Header()] = None) -> Response:
+    async def remove(
+        rtype: str, rid: str, if_match: Annotated[str | None, Header()] = None
+    ) -> Response:
         _known(rtype)
-        saved = service.delete(rtype, rid, if_match=_etag(if_match))
+        saved = await _run(service.delete, rtype, rid, if_match=_etag(if_match))
         headers = {"ETag": f'W/"{saved.version.vid}"'}
         if saved.ledger_index is not None:
             headers["X-Ledger-Index"] = str(saved.ledger_index)
         return Response(status_code=204, headers=headers)
 
     @r.get("/{rtype}/{rid}/_history")
-    def history(rtype: str, rid: str, request: Request) -> JSONResponse:
+    async def history(rtype: str, rid: str, request: Request) -> JSONResponse:
         _known(rtype)
         versions = service.history(rtype, rid)
         base = str(request.base_url).rstrip("/") + BASE
@@ -132,23 +153,16 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         )
 
     @r.get("/{rtype}/{rid}/_history/{vid}")
-    def vread(rtype: str, rid: str, vid: int) -> Response:
+    async def vread(rtype: str, rid: str, vid: int) -> Response:
         _known(rtype)
         return _loaded(service.read(rtype, rid, vid))
 
     @r.get("/{rtype}/{rid}/_history/{vid}/$certificate")
-    def certificate(rtype: str, rid: str, vid: int) -> JSONResponse:
+    async def certificate(rtype: str, rid: str, vid: int) -> JSONResponse:
         _known(rtype)
         return JSONResponse(service.certificate(rtype, rid, vid))
 
     return r
-
-
-async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking service call (database, ledger commit) off the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def _searchset(
@@ -197,7 +211,7 @@ def _etag(value: str | None) -> int | None:
 def _fhir(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+    return FastJSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def _headers(v: Version, ledger_index: int | None) -> dict[str, str]:

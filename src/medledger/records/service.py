@@ -49,6 +49,10 @@ _MAX_VID = 2**31 - 1
 _BLIND_TOKENS = frozenset({"identifier"})
 ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
 _BLIND_PARAMS = frozenset({"identifier", "name", "family", "given"})
+# Parameters that narrow a search to a few resources: such searches start from the index.
+_SELECTIVE = frozenset(
+    {"_id", "identifier", "patient", "subject", "based-on", "specimen", "name", "family", "given"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,16 +440,16 @@ class RecordService:
         query = parse_search(rtype, params)
         offset = _decode_page(query.page_token)
         conditions = where_clauses(rtype, query.criteria, self._blind_value, _BLIND_PARAMS)
-        found, total = self.store.search(
+        found, total, more = self.store.search(
             rtype,
             conditions,
             newest_first=query.sort == "-_lastUpdated",
             limit=query.count + 1,
             offset=offset,
             with_total=query.total == "accurate",
+            selective=any(c.param in _SELECTIVE for c in query.criteria),
         )
-        more = len(found) > query.count
-        resources = [loaded.resource for loaded in found[: query.count]]
+        resources = [loaded.resource for loaded in found]
         return SearchPage(resources, total, _encode_page(offset + query.count) if more else None)
 
 

@@ -9,13 +9,13 @@ log (docs/decisions.md D15). ``pending()`` lists what recovery must still append
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -167,7 +167,7 @@ class RecordStore:
         # would wait for the write lock we hold (SQLite has one writer).
         self.keyring.data_key(subject)
         try:
-            with begin_write(self.engine) as conn:
+            with begin_write(self.engine, durable=False) as conn:
                 return self._write(
                     conn,
                     rtype,
@@ -204,7 +204,7 @@ class RecordStore:
         for item in items:
             self.keyring.data_key(item["subject"])  # outside our write lock (see write)
         try:
-            with begin_write(self.engine) as conn:
+            with begin_write(self.engine, durable=False) as conn:
                 return [
                     self._write(
                         conn,
@@ -394,20 +394,30 @@ class RecordStore:
         limit: int,
         offset: int,
         with_total: bool,
-    ) -> tuple[list[Loaded], int | None]:
+        selective: bool = False,
+    ) -> tuple[list[Loaded], int | None, bool]:
         """Return the decrypted current versions of ``rtype`` matching every condition.
 
+        ``limit`` rows are read and all but the last decrypted; the third value says whether
+        that last one exists (a next page).
         One query for the page (current pointers joined to their versions), one for the total.
         Deleted resources and resources of erased patients are never returned or counted.
+        ``selective``: a condition matches few resources (a patient, an identifier), so the
+        query should start from the search index, not walk every resource in time order.
         """
-        from sqlalchemy import func
+        from sqlalchemy import exists, func, literal_column
 
         from medledger.store.schema import record_keys
 
-        c = record_current.c
-        erased = select(record_keys.c.subject).where(record_keys.c.wrapped.is_(None))
-        where = and_(c.rtype == rtype, c.deleted.is_(False), c.subject.not_in(erased), *conditions)
-        order = [c.ts.desc(), c.rid.desc()] if newest_first else [c.ts, c.rid]
+        c, k = record_current.c, record_keys.c
+        erased = exists().where(and_(k.subject == c.subject, k.wrapped.is_(None)))
+        where = and_(c.rtype == rtype, c.deleted.is_(False), ~erased, *conditions)
+        ts: Any = c.ts
+        if selective and self.engine.dialect.name == "sqlite":
+            # SQLite's planner prefers the (rtype, ts) index for ORDER BY ... LIMIT and then
+            # tests every resource of the type; a unary + hides that index from it.
+            ts = literal_column("+record_current.ts")
+        order = [ts.desc(), c.rid.desc()] if newest_first else [ts, c.rid]
         page = (
             select(record_versions)
             .join_from(record_current, record_versions, _CURRENT_JOIN)
@@ -428,13 +438,14 @@ class RecordStore:
                 if with_total
                 else None
             )
+        more = len(rows) > limit - 1
         loaded = []
-        for row in rows:
+        for row in rows[: limit - 1]:  # the extra row only tells whether there is a next page
             try:
                 loaded.append(self._decrypt(row))
             except Gone:  # erased between the query and the decryption
                 continue
-        return loaded, total
+        return loaded, total, more
 
     def last_update(self, subject: str) -> str | None:
         """Return the newest lastUpdated of any resource of ``subject``, or None."""
@@ -497,7 +508,7 @@ class RecordStore:
         if version.deleted:
             raise Gone(f"{version.ref} is a deletion", ref=version.ref)
         plain = self.keyring.decrypt(version.subject, bytes(row.blob), version.ref.encode())
-        body = json.loads(plain)
+        body = orjson.loads(plain)  # our own canonical JSON: the fast parser is exact here
         return Loaded(version, body["resource"], bytes.fromhex(body["salt"]))
 
     def history(self, rtype: str, rid: str) -> list[Version]:

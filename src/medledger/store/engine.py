@@ -60,18 +60,42 @@ _WRITE_LOCKS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
 
 
 @contextmanager
-def begin_write(engine: Engine) -> Iterator[Connection]:
+def begin_write(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     """``engine.begin()`` for a writer: on SQLite, one writing thread of this process at a time.
 
     The lock is released only after the commit (or rollback) has returned.
+
+    ``durable=False`` commits without waiting for the disk (SQLite: synchronous=NORMAL for this
+    transaction; PostgreSQL: synchronous_commit off). Use it only for rows that nobody is told
+    about before a later durable commit: that commit's flush of the log (SQLite's WAL, the
+    PostgreSQL WAL) also makes every earlier transaction durable, because both logs are
+    written in commit order. The record store's pending versions are such rows: a write is
+    acknowledged only after its ledger block commits durably.
     """
     lock = _WRITE_LOCKS.get(engine)
     if lock is None:
         with engine.begin() as conn:
+            if not durable:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
         return
-    with lock, engine.begin() as conn:
-        yield conn
+    with lock, engine.connect() as conn:
+        if durable:
+            with conn.begin():
+                yield conn
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")  # outside a transaction, as SQLite requires
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            try:
+                raw.execute("PRAGMA synchronous=FULL")  # before the pool hands it to anyone
+            except Exception:
+                conn.invalidate()  # never let a lax connection back into the pool
+                raise
 
 
 def _sqlite_begin(conn: Any) -> None:
