@@ -47,16 +47,53 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        _WRITE_LOCKS[engine] = threading.RLock()
+        _WRITE_LOCKS[engine] = FairLock()
         return engine
     # At most 40 connections: the API's worker threads; PostgreSQL's default limit is 100.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 READ_ONLY = "medledger_read_only"
+
+
+class FairLock:
+    """A re-entrant lock granted in arrival order.
+
+    ``threading.RLock`` lets a thread that just released it take it straight back, so under
+    load the ledger's block commit (one thread) can starve behind many request threads'
+    record writes, which are themselves waiting for that block.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> FairLock:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return self
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
 # SQLite has one writer. Threads of this process queue for it on a lock instead of in SQLite's
 # busy handler, which sleeps in steps of up to 100 ms and so turns contention into latency.
-_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_WRITE_LOCKS: WeakKeyDictionary[Engine, FairLock] = WeakKeyDictionary()
 
 
 @contextmanager
