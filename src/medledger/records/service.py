@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -45,6 +45,7 @@ RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保�
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_OFFSET = 1_000_000
 _MAX_VID = 2**31 - 1
+_MAX_HISTORY_COUNT = 1000
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
 ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
@@ -59,6 +60,14 @@ _SELECTIVE = frozenset(
 class SearchPage:
     resources: list[dict[str, Any]]
     total: int | None
+    next_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Versions with their bodies (None for a deletion), and the next page's token."""
+
+    versions: list[tuple[Version, dict[str, Any] | None]]
     next_token: str | None
 
 
@@ -380,6 +389,27 @@ class RecordService:
         _check_id(rid)
         return self.store.history(rtype, rid)
 
+    def type_history(self, rtype: str, params: list[tuple[str, str]]) -> HistoryPage:
+        """History of every resource of ``rtype``, newest first: ``_count``, ``_since``."""
+        count, since, token = 20, None, None
+        for name, value in params:
+            if name == "_count":
+                count = _history_count(value)
+            elif name == "_since":
+                since = _instant(value)
+            elif name == "_page_token":
+                token = value
+            else:
+                raise InputError(
+                    f"parameter {name!r} is not supported on _history",
+                    field=name,
+                    value=value,
+                    expected="_count, _since",
+                )
+        offset = _decode_page(token)
+        found, more = self.store.type_history(rtype, since=since, limit=count + 1, offset=offset)
+        return HistoryPage(found, _encode_page(offset + count) if more else None)
+
     def certificate(self, rtype: str, rid: str, vid: int) -> dict[str, Any]:
         """Return the ``medledger-cert/1`` of one version, with its payload salt."""
         loaded = self.read(rtype, rid, vid)
@@ -496,3 +526,32 @@ def _check_id(rid: str) -> None:
             value=rid,
             expected="1-64 characters of A-Z a-z 0-9 - .",
         )
+
+
+def _history_count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= _MAX_HISTORY_COUNT:
+        raise InputError(
+            f"_count {value!r} is not a page size",
+            field="_count",
+            value=value,
+            expected=f"an integer from 1 to {_MAX_HISTORY_COUNT}",
+        )
+    return int(value)
+
+
+def _instant(value: str) -> str:
+    """Return ``_since`` as a stored timestamp (UTC, milliseconds) for comparison."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InputError(
+            f"_since {value!r} is not an instant",
+            field="_since",
+            value=value,
+            expected="an instant with a time zone, e.g. 2026-11-22T08:00:00+08:00",
+        )
+    if when.microsecond % 1000:  # stored times have milliseconds: round up, never include less
+        when += timedelta(microseconds=1000 - when.microsecond % 1000)
+    return format_ts(when.timestamp())

@@ -523,6 +523,44 @@ class RecordStore:
             raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
         return [_version(r) for r in rows]
 
+    def type_history(
+        self, rtype: str, *, since: str | None, limit: int, offset: int
+    ) -> tuple[list[tuple[Version, dict[str, Any] | None]], bool]:
+        """Return versions of every ``rtype`` resource, newest first, with their bodies.
+
+        Deletions come with no body; versions of erased patients are left out (their data is
+        gone). Reads ``limit`` rows and returns all but the last, plus whether it exists.
+        """
+        from sqlalchemy import exists
+
+        from medledger.store.schema import record_keys
+
+        v, k = record_versions.c, record_keys.c
+        erased = exists().where(and_(k.subject == v.subject, k.wrapped.is_(None)))
+        where = and_(v.rtype == rtype, ~erased)
+        if since is not None:
+            where = and_(where, v.ts >= since)
+        query = (
+            select(record_versions)
+            .where(where)
+            .order_by(v.ts.desc(), v.rid.desc(), v.vid.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._reader() as conn:
+            rows = conn.execute(query).all()
+        out: list[tuple[Version, dict[str, Any] | None]] = []
+        for row in rows[: limit - 1]:
+            if row.deleted:
+                out.append((_version(row), None))
+                continue
+            try:
+                loaded = self._decrypt(row)
+            except Gone:  # erased after the query
+                continue
+            out.append((loaded.version, loaded.resource))
+        return out, len(rows) > limit - 1
+
     def _version(self, conn: Connection, rtype: str, rid: str, vid: int) -> Version:
         row = _version_row(conn, rtype, rid, vid)
         if row is None:

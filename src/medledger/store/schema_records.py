@@ -29,6 +29,7 @@ record_versions = Table(
     Column("ledger_index", BigInteger, nullable=True),
     Index("ix_record_versions_state", "state"),
     Index("ix_record_versions_ts", "ts"),
+    Index("ix_record_versions_type_ts", "rtype", "ts"),
 )
 
 record_current = Table(
