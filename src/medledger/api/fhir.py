@@ -50,6 +50,17 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
             limiter.append(anyio.CapacityLimiter(WRITE_THREADS))
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=limiter[0])
 
+    inline_reads = service.store.engine.dialect.name == "sqlite"
+
+    async def _read(fn: Any, *args: Any) -> Any:
+        """Run a read: inline on SQLite (sub-millisecond, local file); on a thread otherwise,
+        where each query is a network round trip the event loop must not sit through."""
+        if inline_reads:
+            return fn(*args)
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(partial(fn, *args))
+
     async def body_of(request: Request) -> Any:
         raw = await read_body(request, max_body, ACCEPTED_TYPES)
         return parse_json_object(raw, field="body", error=MalformedDocument)
@@ -69,7 +80,9 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     @r.get("/{rtype}")
     async def search(rtype: str, request: Request) -> JSONResponse:
         _known(rtype)
-        return _searchset(service, rtype, list(request.query_params.multi_items()), request)
+        params = list(request.query_params.multi_items())
+        found: JSONResponse = await _read(_searchset, service, rtype, params, request)
+        return found
 
     @r.post("/{rtype}/_search")
     async def search_post(rtype: str, request: Request) -> JSONResponse:
@@ -90,7 +103,8 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         except UnicodeDecodeError as exc:
             raise InputError("form body is not UTF-8", field="body") from exc
         params += list(request.query_params.multi_items())
-        return _searchset(service, rtype, params, request)
+        result: JSONResponse = await _read(_searchset, service, rtype, params, request)
+        return result
 
     @r.post("/{rtype}")
     async def create(
@@ -102,10 +116,24 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         saved = await _run(service.create, rtype, body, if_none_exist=if_none_exist)
         return _saved(saved, status=201)
 
+    @r.get("/{rtype}/_history")
+    async def type_history(rtype: str, request: Request) -> JSONResponse:
+        _known(rtype)
+        params = list(request.query_params.multi_items())
+        page = await _read(service.type_history, rtype, params)
+        base = str(request.base_url).rstrip("/") + BASE
+        own = [(k, v) for k, v in params if k != "_page_token"]
+        links = [{"relation": "self", "url": f"{base}/{rtype}/_history?{urlencode(params)}"}]
+        if page.next_token is not None:
+            nxt = urlencode([*own, ("_page_token", page.next_token)])
+            links.append({"relation": "next", "url": f"{base}/{rtype}/_history?{nxt}"})
+        entries = [_history_entry(base, v, body) for v, body in page.versions]
+        return _fhir({"resourceType": "Bundle", "type": "history", "link": links, "entry": entries})
+
     @r.get("/{rtype}/{rid}")
     async def read(rtype: str, rid: str) -> Response:
         _known(rtype)
-        return _loaded(service.read(rtype, rid))
+        return _loaded(await _read(service.read, rtype, rid))
 
     @r.put("/{rtype}/{rid}")
     async def update(
@@ -132,35 +160,30 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     @r.get("/{rtype}/{rid}/_history")
     async def history(rtype: str, rid: str, request: Request) -> JSONResponse:
         _known(rtype)
-        versions = service.history(rtype, rid)
         base = str(request.base_url).rstrip("/") + BASE
-        entries = []
-        for v in versions:
-            entry: dict[str, Any] = {
-                "fullUrl": f"{base}/{rtype}/{rid}",
-                "request": {"method": "DELETE" if v.deleted else "PUT", "url": f"{rtype}/{rid}"},
-                "response": {
-                    "status": "204" if v.deleted else "200",
-                    "etag": f'W/"{v.vid}"',
-                    "lastModified": v.ts,
-                },
-            }
-            if not v.deleted:
-                entry["resource"] = service.read(rtype, rid, v.vid).resource
-            entries.append(entry)
+
+        def entries() -> list[dict[str, Any]]:
+            return [
+                _history_entry(
+                    base, v, None if v.deleted else service.read(rtype, rid, v.vid).resource
+                )
+                for v in service.history(rtype, rid)
+            ]
+
+        found = await _read(entries)
         return _fhir(
-            {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}
+            {"resourceType": "Bundle", "type": "history", "total": len(found), "entry": found}
         )
 
     @r.get("/{rtype}/{rid}/_history/{vid}")
     async def vread(rtype: str, rid: str, vid: int) -> Response:
         _known(rtype)
-        return _loaded(service.read(rtype, rid, vid))
+        return _loaded(await _read(service.read, rtype, rid, vid))
 
     @r.get("/{rtype}/{rid}/_history/{vid}/$certificate")
     async def certificate(rtype: str, rid: str, vid: int) -> JSONResponse:
         _known(rtype)
-        return JSONResponse(service.certificate(rtype, rid, vid))
+        return JSONResponse(await _read(service.certificate, rtype, rid, vid))
 
     return r
 
@@ -183,6 +206,22 @@ def _searchset(
         for res in page.resources
     ]
     return _fhir(bundle)
+
+
+def _history_entry(base: str, v: Version, body: dict[str, Any] | None) -> dict[str, Any]:
+    """One history Bundle entry: the version's request, response and (unless deleted) body."""
+    entry: dict[str, Any] = {
+        "fullUrl": f"{base}/{v.rtype}/{v.rid}",
+        "request": {"method": "DELETE" if v.deleted else "PUT", "url": f"{v.rtype}/{v.rid}"},
+        "response": {
+            "status": "204" if v.deleted else "200",
+            "etag": f'W/"{v.vid}"',
+            "lastModified": v.ts,
+        },
+    }
+    if body is not None:
+        entry["resource"] = body
+    return entry
 
 
 def _known(rtype: str) -> None:
@@ -239,7 +278,16 @@ def capability_statement() -> dict[str, Any]:
     """Describe exactly what this server implements today."""
     interactions = [
         {"code": c}
-        for c in ("read", "vread", "create", "update", "delete", "history-instance", "search-type")
+        for c in (
+            "read",
+            "vread",
+            "create",
+            "update",
+            "delete",
+            "history-instance",
+            "history-type",
+            "search-type",
+        )
     ]
     return {
         "resourceType": "CapabilityStatement",
