@@ -46,3 +46,51 @@ def ledger(
             entries, suite=suite, db=db, samples=samples, peer=peer, progress=progress
         )
     print_json(result)
+
+
+@app.command("api")
+@handle_errors
+def api(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Drive this running server (default: start `medledger serve` on a temp dir)."
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL for the started server (default: its SQLite file)."),
+    ] = None,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Concurrent persistent connections.")
+    ] = 1000,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Open-loop arrival rate, requests/s.")
+    ] = 1300.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of each load phase.")] = 20.0,
+    bundles: Annotated[int, typer.Option(min=1, help="Transaction Bundles to ingest.")] = 60,
+    bundle_concurrency: Annotated[int, typer.Option(min=1, help="Bundles in flight.")] = 4,
+    saturate: Annotated[
+        bool, typer.Option(help="Also run the closed-loop saturation phase.")
+    ] = True,
+    peer: Annotated[bool, typer.Option(help="Run the FastAPI+dict peer on the same load.")] = True,
+) -> None:
+    """Mixed FHIR workload over real HTTP: req/s, p50/p95/p99, errors, bundle ingest; peer ratio."""
+    from medledger.benchmarks import api as api_bench
+
+    def progress(stage: str) -> None:
+        err_console.print(f"· {stage}", markup=False)
+
+    result = api_bench.run(
+        url=url,
+        db=db,
+        connections=connections,
+        rate=rate,
+        seconds=seconds,
+        bundles=bundles,
+        bundle_concurrency=bundle_concurrency,
+        saturate=saturate,
+        peer=peer,
+        progress=progress,
+    )
+    print_json(result)
