@@ -91,6 +91,8 @@ class FairLock:
                 self._owner = None
                 self._serving += 1
                 self._cond.notify_all()
+
+
 # SQLite has one writer. Threads of this process queue for it on a lock instead of in SQLite's
 # busy handler, which sleeps in steps of up to 100 ms and so turns contention into latency.
 _WRITE_LOCKS: WeakKeyDictionary[Engine, FairLock] = WeakKeyDictionary()
