@@ -568,8 +568,14 @@ class RecordStore:
         return _version(row)
 
     def _reader(self) -> Any:
+        """A connection for reads. On PostgreSQL in autocommit: each read is one statement (or
+        two, page and total, where a snapshot between them is not needed), so BEGIN and
+        ROLLBACK would only add two network round trips."""
         try:
-            return self.engine.connect().execution_options(**{READ_ONLY: True})
+            conn = self.engine.connect()
+            if self.engine.dialect.name == "postgresql":
+                return conn.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+            return conn.execution_options(**{READ_ONLY: True})
         except SQLAlchemyError as exc:
             raise StorageError(f"record store: {exc.__class__.__name__}") from exc
 
