@@ -88,7 +88,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(create_peer(), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        create_peer(),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=75,  # as `medledger serve`
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ def serve(
     max_body: Annotated[
         int, typer.Option(min=1024, help="Largest accepted request body, bytes.")
     ] = 1024 * 1024,
+    keep_alive: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds an idle connection stays open (longer than any proxy or client "
+            "in front keeps it, so it never sends on a connection we just closed).",
+        ),
+    ] = 75,
 ) -> None:
     """Serve FHIR R4 over HTTP(S): records encrypted at rest, every version on the ledger.
 
@@ -96,6 +104,7 @@ def serve(
             log_level="warning",
             loop="auto",
             http="auto",
+            timeout_keep_alive=keep_alive,
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,
         )
