@@ -122,11 +122,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         params = list(request.query_params.multi_items())
         page = await _read(service.type_history, rtype, params)
         base = str(request.base_url).rstrip("/") + BASE
-        own = [(k, v) for k, v in params if k != "_page_token"]
-        links = [{"relation": "self", "url": f"{base}/{rtype}/_history?{urlencode(params)}"}]
-        if page.next_token is not None:
-            nxt = urlencode([*own, ("_page_token", page.next_token)])
-            links.append({"relation": "next", "url": f"{base}/{rtype}/_history?{nxt}"})
+        links = _links(f"{base}/{rtype}/_history", params, page.next_token)
         entries = [_history_entry(base, v, body) for v, body in page.versions]
         return _fhir({"resourceType": "Bundle", "type": "history", "link": links, "entry": entries})
 
@@ -193,11 +189,7 @@ def _searchset(
 ) -> JSONResponse:
     page = service.search(rtype, params)
     base = str(request.base_url).rstrip("/") + BASE
-    own = [(k, v) for k, v in params if k != "_page_token"]
-    links = [{"relation": "self", "url": f"{base}/{rtype}?{urlencode(params)}"}]
-    if page.next_token is not None:
-        nxt = urlencode([*own, ("_page_token", page.next_token)])
-        links.append({"relation": "next", "url": f"{base}/{rtype}?{nxt}"})
+    links = _links(f"{base}/{rtype}", params, page.next_token)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
     if page.total is not None:
         bundle["total"] = page.total
@@ -206,6 +198,17 @@ def _searchset(
         for res in page.resources
     ]
     return _fhir(bundle)
+
+
+def _links(url: str, params: list[tuple[str, str]], next_token: str | None) -> list[Any]:
+    """A paged Bundle's ``self`` link and, when there is more, its ``next`` link."""
+    links = [{"relation": "self", "url": f"{url}?{urlencode(params)}"}]
+    if next_token is not None:
+        own = [(k, v) for k, v in params if k != "_page_token"]
+        links.append(
+            {"relation": "next", "url": f"{url}?{urlencode([*own, ('_page_token', next_token)])}"}
+        )
+    return links
 
 
 def _history_entry(base: str, v: Version, body: dict[str, Any] | None) -> dict[str, Any]:
