@@ -24,6 +24,7 @@ from medledger.records.store import Loaded, Version
 
 BASE = "/fhir/R4"
 WRITE_THREADS = 16
+MAX_FORM_FIELDS = 100
 
 
 _ETAG = re.compile(r'^(W/)?"([0-9]+)"\Z')
@@ -87,21 +88,19 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     @r.post("/{rtype}/_search")
     async def search_post(rtype: str, request: Request) -> JSONResponse:
         _known(rtype)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/x-www-form-urlencoded":
-            err = InputError(
-                "POST _search takes form-encoded parameters",
-                field="Content-Type",
-                value=ctype,
-                expected="application/x-www-form-urlencoded",
-            )
-            err.http_status = 415
-            raise err
-        raw = await request.body()
+        raw = await read_body(request, max_body, ("application/x-www-form-urlencoded",))
         try:
-            params = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            params = parse_qsl(
+                raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+            )
         except UnicodeDecodeError as exc:
             raise InputError("form body is not UTF-8", field="body") from exc
+        except ValueError as exc:
+            raise InputError(
+                "form body has too many parameters",
+                field="body",
+                expected=f"at most {MAX_FORM_FIELDS} parameters",
+            ) from exc
         params += list(request.query_params.multi_items())
         result: JSONResponse = await _read(_searchset, service, rtype, params, request)
         return result

@@ -13,6 +13,7 @@ that many concurrent TCP connections to the server. Work is handed out through o
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -73,8 +74,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
     s = sorted(values)
 
-    def rank(p: float) -> float:
-        return round(s[min(len(s) - 1, max(0, int(p * len(s) + 0.5) - 1))] * 1000, 2)
+    def rank(p: float) -> float:  # nearest rank: the smallest value with >= p of the sample
+        return round(s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))] * 1000, 2)
 
     return {"p50_ms": rank(0.50), "p95_ms": rank(0.95), "p99_ms": rank(0.99), "max_ms": rank(1.0)}
 

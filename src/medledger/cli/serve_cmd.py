@@ -71,6 +71,12 @@ def serve(
         raise InputError(
             "--tls-cert and --tls-key go together", field="tls", expected="both or neither"
         )
+    # uvicorn drains open requests on SIGTERM/SIGINT, then re-raises the signal under the
+    # handler it found: make that handler end the process through the ``with`` block below, so
+    # the node is closed (orderer stopped, writer lock released) and the exit code is 0. Set
+    # before opening the node, so a signal during startup recovery also closes it cleanly.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     if (data / CONFIG_FILE).exists():
         if db is not None and db != db_url(data, read_config(data)):
             raise InputError(
@@ -92,11 +98,6 @@ def serve(
             f"{loaded:,} tree nodes in memory)",
             markup=False,
         )
-        # uvicorn drains open requests on SIGTERM/SIGINT, then re-raises the signal under the
-        # handler it found: make that handler end the process through this ``with`` block, so
-        # the node is closed (orderer stopped, writer lock released) and the exit code is 0.
-        signal.signal(signal.SIGTERM, _exit_cleanly)
-        signal.signal(signal.SIGINT, _exit_cleanly)
         uvicorn.run(
             create_app(service, max_body=max_body),
             host=host,

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from dataclasses import replace
 
 from sqlalchemy import Connection, and_, bindparam, update
 
+from medledger.errors import MedLedgerError
 from medledger.ledger.block import Block
 from medledger.ledger.node import LedgerNode
 from medledger.ordering.base import Receipt
@@ -62,12 +65,25 @@ def anchor_hook(conn: Connection, block: Block) -> None:
 
 
 class AnchoredStore:
-    """A record store whose every new version is in the ledger before a write returns."""
+    """A record store whose every new version is in the ledger before a write returns.
+
+    If appending fails (a block commit that hit a locked or unreachable database), the writer
+    gets the error, and its versions stay ``pending``. They are not left for the next start:
+    a retry thread appends them again with back-off, so a client retrying the same
+    conditional create, or reading the version, is not held up until a restart.
+    """
+
+    RETRY_FIRST = 0.5
+    RETRY_MAX = 30.0
+    RETRY_ATTEMPTS = 8
 
     def __init__(self, store: RecordStore, ledger: LedgerNode) -> None:
         self.store = store
         self.ledger = ledger
         ledger.add_commit_hook(anchor_hook)
+        self._lock = threading.Lock()
+        self._failed: list[Version] = []
+        self._retrier: threading.Thread | None = None
 
     def anchor(self, written: Written) -> tuple[Version, Receipt | None]:
         """Append the entry of a fresh write and wait until it is durable.
@@ -77,9 +93,20 @@ class AnchoredStore:
         """
         if written.entry is None:
             return written.version, None
-        receipt = self.ledger.submit([written.entry]).result()[0]
+        receipt = self.anchor_all([written])[0]
         version = replace(written.version, state="anchored", ledger_index=receipt.index)
         return version, receipt
+
+    def anchor_all(self, written: list[Written]) -> list[Receipt]:
+        """Append the entries of fresh writes together (a transaction) and wait for them."""
+        entries = [w.entry for w in written if w.entry is not None]
+        if not entries:
+            return []
+        try:
+            return self.ledger.submit(entries).result()
+        except MedLedgerError:
+            self._retry_later([w.version for w in written if w.entry is not None])
+            raise
 
     def recover(self) -> int:
         """Append the entries of every pending version (oldest first); return how many."""
@@ -88,3 +115,35 @@ class AnchoredStore:
         for fut in futures:
             fut.result()
         return len(pending)
+
+    def _retry_later(self, versions: list[Version]) -> None:
+        with self._lock:
+            self._failed.extend(versions)
+            if self._retrier is None:
+                self._retrier = threading.Thread(
+                    target=self._retry_loop, name="medledger-anchor-retry", daemon=True
+                )
+                self._retrier.start()
+
+    def _retry_loop(self) -> None:
+        delay, failures = self.RETRY_FIRST, 0
+        while True:
+            time.sleep(delay)
+            with self._lock:
+                batch, self._failed = self._failed, []
+                if not batch or failures >= self.RETRY_ATTEMPTS:
+                    # Nothing left, or the ledger keeps failing (closed, database gone): the
+                    # versions stay pending and the next start appends them (recover).
+                    self._retrier = None
+                    return
+            try:
+                # Only what is still pending: a failed append whose block did commit after
+                # all is anchored already, and appending it again would put it on twice.
+                entries = self.store.pending_entries(batch)
+                if entries:
+                    self.ledger.submit(entries).result()
+                delay, failures = self.RETRY_FIRST, 0
+            except MedLedgerError:
+                with self._lock:
+                    self._failed[:0] = batch
+                delay, failures = min(delay * 2, self.RETRY_MAX), failures + 1

@@ -167,7 +167,7 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
         )
     written = service.store.write_many(items)
     new = [w for w in written if w.entry is not None]
-    receipts = service.ledger.submit([w.entry for w in new if w.entry]).result() if new else []
+    receipts = service.anchored.anchor_all(new)
     by_ref = {w.version.ref: r.index for w, r in zip(new, receipts, strict=True)}
     out: list[dict[str, Any]] = []
     k = 0
@@ -304,7 +304,7 @@ def _etag(value: Any, field: str) -> int | None:
     if value is None:
         return None
     text = str(value).strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
         raise InputError(
             f'{value!r} is not a version ETag like W/"3"',
             field=field,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -46,6 +47,7 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_OFFSET = 1_000_000
 _MAX_VID = 2**31 - 1
 _MAX_HISTORY_COUNT = 1000
+_LAST_MILLI = 253402300799999  # 9999-12-31T23:59:59.999Z
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
 ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
@@ -529,7 +531,7 @@ def _check_id(rid: str) -> None:
 
 
 def _history_count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= _MAX_HISTORY_COUNT:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= _MAX_HISTORY_COUNT:
         raise InputError(
             f"_count {value!r} is not a page size",
             field="_count",
@@ -540,9 +542,9 @@ def _history_count(value: str) -> int:
 
 
 def _instant(value: str) -> str:
-    """Return ``_since`` as a stored timestamp (UTC, milliseconds) for comparison."""
+    """Return ``_since`` as a stored timestamp (UTC, milliseconds, rounded up) for comparison."""
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value.isascii() else None
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
@@ -552,6 +554,7 @@ def _instant(value: str) -> str:
             value=value,
             expected="an instant with a time zone, e.g. 2026-11-22T08:00:00+08:00",
         )
-    if when.microsecond % 1000:  # stored times have milliseconds: round up, never include less
-        when += timedelta(microseconds=1000 - when.microsecond % 1000)
-    return format_ts(when.timestamp())
+    # Stored times have milliseconds: round up, so nothing before the instant is included.
+    millis = math.ceil((when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000 - 1e-6)
+    millis = min(max(millis, 0), _LAST_MILLI)  # before 1970 nothing is older; cap at year 9999
+    return format_ts(millis / 1000)

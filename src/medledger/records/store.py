@@ -10,6 +10,7 @@ log (docs/decisions.md D15). ``pending()`` lists what recovery must still append
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,8 @@ class RecordStore:
         self.engine = engine
         self.keyring = keyring
         self.suite = suite
+        self._clock_lock = threading.Lock()
+        self._last_ts = ""
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -162,18 +165,17 @@ class RecordStore:
         conditional creates converge on one resource: the losers get the winner back with
         ``created=False``. Returns the version and the ledger entry the caller must append.
         """
-        ts = format_ts(time.time())
         # Create the subject's data key first, in the key ring's own transaction: inside ours it
         # would wait for the write lock we hold (SQLite has one writer).
         self.keyring.data_key(subject)
         try:
-            with begin_write(self.engine, durable=False) as conn:
+            with begin_write(self.engine) as conn:
                 return self._write(
                     conn,
                     rtype,
                     rid,
                     resource,
-                    ts,
+                    self._now(),
                     inst,
                     subject,
                     index,
@@ -200,11 +202,11 @@ class RecordStore:
         index, if_match, must_be_new, conditional). Raise the first item's error and write
         nothing; a concurrent conflict is a WriteConflict.
         """
-        ts = format_ts(time.time())
         for item in items:
             self.keyring.data_key(item["subject"])  # outside our write lock (see write)
         try:
-            with begin_write(self.engine, durable=False) as conn:
+            with begin_write(self.engine) as conn:
+                ts = self._now()
                 return [
                     self._write(
                         conn,
@@ -227,6 +229,18 @@ class RecordStore:
             ) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"record store: {exc.__class__.__name__}") from exc
+
+    def _now(self) -> str:
+        """The time of a write, taken inside its transaction and never earlier than the last.
+
+        On SQLite writers are serialised, so versions become visible in ``ts`` order and a
+        client polling ``_history?_since=`` misses none. On PostgreSQL concurrent transactions
+        may commit out of ``ts`` order: poll with an overlap of a few seconds (docs).
+        """
+        with self._clock_lock:
+            now = max(format_ts(time.time()), self._last_ts)
+            self._last_ts = now
+        return now
 
     def _write(
         self,
@@ -370,6 +384,16 @@ class RecordStore:
                 )
             ).all()
         return [(_version(r), bytes(r.entry)) for r in rows]
+
+    def pending_entries(self, versions: Sequence[Version]) -> list[bytes]:
+        """Return the ledger entries of those of ``versions`` that are still pending."""
+        out = []
+        with self._reader() as conn:
+            for v in versions:
+                row = _version_row(conn, v.rtype, v.rid, v.vid)
+                if row is not None and row.state == "pending":
+                    out.append(bytes(row.entry))
+        return out
 
     def drop_search_rows(self, subject: str) -> int:
         """Delete the search rows of every resource of ``subject`` (after an erasure)."""

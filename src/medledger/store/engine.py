@@ -70,6 +70,7 @@ class FairLock:
         self._serving = 0
         self._owner: int | None = None
         self._depth = 0
+        self._abandoned: set[int] = set()
 
     def __enter__(self) -> FairLock:
         me = threading.get_ident()
@@ -79,8 +80,15 @@ class FairLock:
                 return self
             ticket = self._next
             self._next += 1
-            while ticket != self._serving:
-                self._cond.wait()
+            try:
+                while ticket != self._serving:
+                    self._cond.wait()
+            except BaseException:
+                # Interrupted while queueing (KeyboardInterrupt, SystemExit from a signal
+                # handler): give the place up, or every later writer would wait for it forever.
+                self._abandoned.add(ticket)
+                self._advance()
+                raise
             self._owner, self._depth = me, 1
         return self
 
@@ -90,7 +98,14 @@ class FairLock:
             if self._depth == 0:
                 self._owner = None
                 self._serving += 1
-                self._cond.notify_all()
+                self._advance()
+
+    def _advance(self) -> None:
+        """Skip abandoned tickets at the head of the queue and wake the waiters (lock held)."""
+        while self._owner is None and self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._cond.notify_all()
 
 
 # SQLite has one writer. Threads of this process queue for it on a lock instead of in SQLite's
@@ -99,42 +114,18 @@ _WRITE_LOCKS: WeakKeyDictionary[Engine, FairLock] = WeakKeyDictionary()
 
 
 @contextmanager
-def begin_write(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
+def begin_write(engine: Engine) -> Iterator[Connection]:
     """``engine.begin()`` for a writer: on SQLite, one writing thread of this process at a time.
 
     The lock is released only after the commit (or rollback) has returned.
-
-    ``durable=False`` commits without waiting for the disk (SQLite: synchronous=NORMAL for this
-    transaction; PostgreSQL: synchronous_commit off). Use it only for rows that nobody is told
-    about before a later durable commit: that commit's flush of the log (SQLite's WAL, the
-    PostgreSQL WAL) also makes every earlier transaction durable, because both logs are
-    written in commit order. The record store's pending versions are such rows: a write is
-    acknowledged only after its ledger block commits durably.
     """
     lock = _WRITE_LOCKS.get(engine)
     if lock is None:
         with engine.begin() as conn:
-            if not durable:
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
         return
-    with lock, engine.connect() as conn:
-        if durable:
-            with conn.begin():
-                yield conn
-            return
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.execute("PRAGMA synchronous=NORMAL")  # outside a transaction, as SQLite requires
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            try:
-                raw.execute("PRAGMA synchronous=FULL")  # before the pool hands it to anyone
-            except Exception:
-                conn.invalidate()  # never let a lax connection back into the pool
-                raise
+    with lock, engine.begin() as conn:
+        yield conn
 
 
 def _sqlite_begin(conn: Any) -> None:
