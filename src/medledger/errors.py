@@ -36,8 +36,11 @@ import math
 from typing import Any
 
 __all__ = [
+    "AccountLocked",
     "AuditFailed",
+    "AuthenticationFailed",
     "EntryTooLarge",
+    "EnvironmentFailure",
     "Gone",
     "InputError",
     "InvalidEntry",
@@ -47,6 +50,7 @@ __all__ = [
     "MedLedgerError",
     "NotFound",
     "PayloadMismatch",
+    "PermissionDenied",
     "PreconditionFailed",
     "ProofInvalid",
     "ResourceInvalid",
@@ -54,9 +58,11 @@ __all__ = [
     "SignatureInvalid",
     "StateError",
     "StorageError",
+    "TokenInvalid",
     "UnknownResourceType",
     "UnknownSuite",
     "VerificationFailed",
+    "WriteConflict",
 ]
 
 
@@ -294,3 +300,51 @@ class EnvironmentFailure(MedLedgerError):
     code = "environment.failed"
     http_status = 503
     exit_code = 3
+
+
+class PermissionDenied(MedLedgerError):
+    """The caller is known but does not hold what the operation needs.
+
+    The message names the missing permission (``action:resource@scope``), never data.
+    """
+
+    code = "access.denied"
+    http_status = 403
+    exit_code = 2
+
+
+class AuthenticationFailed(MedLedgerError):
+    """Credentials are missing or wrong, or the account is disabled or unknown.
+
+    Deliberately vague: the message never says which of these it was, so it cannot be used to
+    find out which accounts exist.
+    """
+
+    code = "auth.failed"
+    http_status = 401
+    exit_code = 2
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many consecutive failures: sign-in is refused until ``retry_after`` seconds pass."""
+
+    code = "auth.locked"
+    http_status = 429
+
+
+class TokenInvalid(MedLedgerError):
+    """An access token, refresh token or client assertion was refused.
+
+    ``reason`` is one short stable word (``malformed``, ``alg-not-allowed``, ``wrong-key``,
+    ``bad-signature``, ``expired``, ``not-yet-valid``, ``wrong-issuer``, ``wrong-audience``,
+    ``revoked``, ``replayed``, ``unknown``, ``wrong-client``, ``lifetime-too-long``). Neither the
+    message nor the details ever hold the token itself: it is a bearer credential.
+    """
+
+    code = "auth.token_invalid"
+    http_status = 401
+    exit_code = 1
+
+    def __init__(self, message: str, *, reason: str, **details: Any) -> None:
+        super().__init__(message, reason=reason, **details)
+        self.reason = reason
