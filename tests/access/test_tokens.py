@@ -16,22 +16,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc import jwk, jws, jwt
 
+from medledger.access.assertions import MemorySeenJtis, verify_client_assertion
 from medledger.access.jose_sm2 import ClientAssertionRegistry, alg_for
-from medledger.access.tokens import (
-    MAX_LEEWAY,
+from medledger.access.refresh import (
     MemoryRefreshStore,
-    MemoryRevocations,
-    MemorySeenJtis,
-    NodeTokenKey,
     RefreshPolicy,
-    TokenPolicy,
-    issue_access_token,
-    revoke_access_token,
     revoke_refresh_token,
     rotate_refresh_token,
     start_refresh_family,
+)
+from medledger.access.tokens import (
+    MAX_LEEWAY,
+    MemoryRevocations,
+    NodeTokenKey,
+    TokenPolicy,
+    issue_access_token,
+    revoke_access_token,
     verify_access_token,
-    verify_client_assertion,
 )
 from medledger.crypto import get_suite
 from medledger.crypto.sm import N as SM2_N
