@@ -278,8 +278,26 @@ class Institution:
         return {**out, "kind": self.kind.value}
 
 
+class _Grantee:
+    """What users and clients share: role grants, and their JSON form (never a secret)."""
+
+    __slots__ = ()
+    grants: tuple[Grant, ...]
+
+    @property
+    def roles(self) -> set[Role]:
+        """Return the roles held under any scope."""
+        return {g.role for g in self.grants}
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the account as JSON members, grants included."""
+        fields: tuple[str, ...] = type(self).__slots__  # the dataclass's own fields
+        out: dict[str, Any] = {f: getattr(self, f) for f in fields}
+        return {**out, "grants": [g.to_json() for g in self.grants]}
+
+
 @dataclass(frozen=True, slots=True)
-class User:
+class User(_Grantee):
     """A person who signs in with a password."""
 
     id: str
@@ -288,19 +306,9 @@ class User:
     disabled: bool
     grants: tuple[Grant, ...] = ()
 
-    @property
-    def roles(self) -> set[Role]:
-        """Return the roles this user holds under any scope."""
-        return {g.role for g in self.grants}
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the user as JSON members, grants included."""
-        out = {f: getattr(self, f) for f in self.__slots__}
-        return {**out, "grants": [g.to_json() for g in self.grants]}
-
 
 @dataclass(frozen=True, slots=True)
-class Client:
+class Client(_Grantee):
     """A service account (HIS, LIS, PACS): a client secret, a public JWK, or both."""
 
     client_id: str
@@ -311,13 +319,3 @@ class Client:
     jwk: dict[str, str] | None = None
     jwk_thumbprint: str | None = None
     grants: tuple[Grant, ...] = ()
-
-    @property
-    def roles(self) -> set[Role]:
-        """Return the roles this client holds under any scope."""
-        return {g.role for g in self.grants}
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the client as JSON members (never a secret: only whether one is set)."""
-        out = {f: getattr(self, f) for f in self.__slots__}
-        return {**out, "grants": [g.to_json() for g in self.grants]}
