@@ -17,6 +17,7 @@ from datetime import tzinfo
 from typing import Literal
 
 from medledger.errors import InputError, UnknownResourceType
+from medledger.records.paging import MAX_COUNT, page_count
 from medledger.records.search_dates import CHINA_TZ, PREFIXES, date_range
 from medledger.records.search_defs import ANY_TYPE, SEARCH_PARAMS, ParamDef, ParamKind
 from medledger.records.search_index import IndexValue, extract_index, normalize_reference
@@ -53,7 +54,6 @@ __all__ = [
     "parse_search",
 ]
 
-MAX_COUNT = 1000
 MAX_CRITERIA = 50
 MAX_VALUES = 100
 MAX_VALUE_CHARS = 1024
@@ -154,15 +154,7 @@ def _unknown_param(rtype: str, name: str, base: str, table: dict[str, ParamDef])
 def _with_result_params(query: SearchQuery, result: dict[str, str]) -> SearchQuery:
     """Apply ``_count``, ``_sort``, ``_total`` and ``_page_token`` to ``query``."""
     if "_count" in result:
-        raw = result["_count"]
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
-            raise InputError(
-                f"_count must be an integer from 1 to {MAX_COUNT}",
-                field="_count",
-                value=raw,
-                expected=f"1..{MAX_COUNT}",
-            )
-        query = replace(query, count=int(raw))
+        query = replace(query, count=page_count(result["_count"]))
     if "_sort" in result:
         raw = result["_sort"]
         if raw in _SORTS:

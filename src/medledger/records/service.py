@@ -7,15 +7,12 @@ beside the ledger's files, ``master.key`` (wraps every patient data key) and ``g
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -34,6 +31,14 @@ from medledger.records.blind import (
 from medledger.records.fhir_model import validate_resource
 from medledger.records.keyring import KeyRing, Progress
 from medledger.records.masterkey import MasterKey, generate_master_key, load_master_key
+from medledger.records.paging import (
+    HistoryPage,
+    SearchPage,
+    decode_page,
+    encode_page,
+    page_count,
+    since_instant,
+)
 from medledger.records.search_index import extract_index
 from medledger.records.search_params import parse_search
 from medledger.records.search_sql import where_clauses
@@ -44,10 +49,7 @@ NEXT_MASTER_FILE = "master.key.next"  # present only while a rotation is under w
 GROUP_FILE = "group.secret"
 RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保存期限)
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_MAX_OFFSET = 1_000_000
 _MAX_VID = 2**31 - 1
-_MAX_HISTORY_COUNT = 1000
-_LAST_MILLI = 253402300799999  # 9999-12-31T23:59:59.999Z
 # Parameters whose values identify a person: stored only as blind-index tokens.
 _BLIND_TOKENS = frozenset({"identifier"})
 ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
@@ -56,21 +58,6 @@ _BLIND_PARAMS = frozenset({"identifier", "name", "family", "given"})
 _SELECTIVE = frozenset(
     {"_id", "identifier", "patient", "subject", "based-on", "specimen", "name", "family", "given"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPage:
-    resources: list[dict[str, Any]]
-    total: int | None
-    next_token: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """Versions with their bodies (None for a deletion), and the next page's token."""
-
-    versions: list[tuple[Version, dict[str, Any] | None]]
-    next_token: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,9 +383,9 @@ class RecordService:
         count, since, token = 20, None, None
         for name, value in params:
             if name == "_count":
-                count = _history_count(value)
+                count = page_count(value)
             elif name == "_since":
-                since = _instant(value)
+                since = since_instant(value)
             elif name == "_page_token":
                 token = value
             else:
@@ -408,9 +395,9 @@ class RecordService:
                     value=value,
                     expected="_count, _since",
                 )
-        offset = _decode_page(token)
+        offset = decode_page(token)
         found, more = self.store.type_history(rtype, since=since, limit=count + 1, offset=offset)
-        return HistoryPage(found, _encode_page(offset + count) if more else None)
+        return HistoryPage(found, encode_page(offset + count) if more else None)
 
     def certificate(self, rtype: str, rid: str, vid: int) -> dict[str, Any]:
         """Return the ``medledger-cert/1`` of one version, with its payload salt."""
@@ -470,7 +457,7 @@ class RecordService:
     def search(self, rtype: str, params: list[tuple[str, str]]) -> SearchPage:
         """Run a FHIR search; only what the caller may see (all, until access control)."""
         query = parse_search(rtype, params)
-        offset = _decode_page(query.page_token)
+        offset = decode_page(query.page_token)
         conditions = where_clauses(rtype, query.criteria, self._blind_value, _BLIND_PARAMS)
         found, total, more = self.store.search(
             rtype,
@@ -482,29 +469,7 @@ class RecordService:
             selective=any(c.param in _SELECTIVE for c in query.criteria),
         )
         resources = [loaded.resource for loaded in found]
-        return SearchPage(resources, total, _encode_page(offset + query.count) if more else None)
-
-
-def _encode_page(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
-
-
-def _decode_page(token: str | None) -> int:
-    if token is None:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        offset = json.loads(raw)["o"]
-        if not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
-            raise ValueError(offset)
-        return offset
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            "_page_token is not one this server issued",
-            field="_page_token",
-            value=token,
-            expected="the token from a Bundle's next link",
-        ) from exc
+        return SearchPage(resources, total, encode_page(offset + query.count) if more else None)
 
 
 def _now() -> str:
@@ -528,33 +493,3 @@ def _check_id(rid: str) -> None:
             value=rid,
             expected="1-64 characters of A-Z a-z 0-9 - .",
         )
-
-
-def _history_count(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= _MAX_HISTORY_COUNT:
-        raise InputError(
-            f"_count {value!r} is not a page size",
-            field="_count",
-            value=value,
-            expected=f"an integer from 1 to {_MAX_HISTORY_COUNT}",
-        )
-    return int(value)
-
-
-def _instant(value: str) -> str:
-    """Return ``_since`` as a stored timestamp (UTC, milliseconds, rounded up) for comparison."""
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value.isascii() else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise InputError(
-            f"_since {value!r} is not an instant",
-            field="_since",
-            value=value,
-            expected="an instant with a time zone, e.g. 2026-11-22T08:00:00+08:00",
-        )
-    # Stored times have milliseconds: round up, so nothing before the instant is included.
-    millis = math.ceil((when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000 - 1e-6)
-    millis = min(max(millis, 0), _LAST_MILLI)  # before 1970 nothing is older; cap at year 9999
-    return format_ts(millis / 1000)
