@@ -9,6 +9,8 @@ from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -44,9 +46,6 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         dozens of threads contending for it form convoys). Writes wait ~10 ms for their
         block's group commit, so they need threads, but only enough to fill blocks.
         """
-        import anyio
-        import anyio.to_thread
-
         if not limiter:
             limiter.append(anyio.CapacityLimiter(WRITE_THREADS))
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=limiter[0])
@@ -58,8 +57,6 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         where each query is a network round trip the event loop must not sit through."""
         if inline_reads:
             return fn(*args)
-        import anyio.to_thread
-
         return await anyio.to_thread.run_sync(partial(fn, *args))
 
     async def body_of(request: Request) -> Any:
