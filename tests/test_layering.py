@@ -68,3 +68,9 @@ def test_ledger_does_not_import_records() -> None:
     for package in ("ledger", "ordering", "store", "crypto", "verify"):
         ours = {m for m in _imports(package) if m.startswith("medledger")}
         assert not {m for m in ours if m.startswith("medledger.records")}, package
+
+
+def test_records_never_import_access() -> None:
+    """Access control builds on records (a guard the records layer calls), not the reverse."""
+    ours = {m for m in _imports("records") if m.startswith("medledger")}
+    assert not {m for m in ours if m.startswith("medledger.access")}, sorted(ours)

@@ -108,11 +108,12 @@ def test_no_allowed_role_combination_reads_both(roles: set[Role]) -> None:
 
 
 def test_role_table_as_documented() -> None:
-    """clinician reads/searches/writes own; technician writes lab types and reads orders."""
+    """clinician reads/searches/writes/deletes own; technician writes lab types and reads orders."""
     clin = resolve(Role.CLINICIAN, "hosp-east")
     assert allows(clin, Action.WRITE, "Observation", "hosp-east")
     assert not allows(clin, Action.READ, "Observation", "hosp-west")
-    assert not allows(clin, Action.DELETE, "Observation", "hosp-east")
+    assert allows(clin, Action.DELETE, "Observation", "hosp-east")  # a tombstone; history stays
+    assert not allows(clin, Action.DELETE, "Observation", "hosp-west")
     tech = resolve(Role.TECHNICIAN, "hosp-east")
     for t in ("Specimen", "Observation", "DiagnosticReport", "ImagingStudy"):
         assert allows(tech, Action.WRITE, t, "hosp-east")

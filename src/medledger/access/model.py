@@ -16,10 +16,10 @@ role               permissions (``own`` = the scope of the grant, by default the
 =================  ===========================================================================
 group_admin        ``admin:*@*`` (group-wide; granted with scope ``*`` only)
 institution_admin  ``admin:*@own``
-clinician          ``read``, ``search``, ``write`` on ``*@own`` (clinical types)
+clinician          ``read``, ``search``, ``write``, ``delete`` on ``*@own`` (clinical types)
 technician         ``write`` on Specimen, Observation, DiagnosticReport, ImagingStudy;
                    ``read`` and ``search`` on those and on ServiceRequest (orders); all ``@own``
-integration        ``read``, ``search``, ``write`` on ``*@own``; a client's token scopes
+integration        ``read``, ``search``, ``write``, ``delete`` on ``*@own``; a client's token scopes
                    (``system/DiagnosticReport.read``) narrow this further
 auditor            ``audit-read:AuditEvent@own`` and nothing else: no clinical content
 =================  ===========================================================================
@@ -169,7 +169,7 @@ def _perms(
 
 
 _LAB_WRITES = ("Specimen", "Observation", "DiagnosticReport", "ImagingStudy")
-_CLINICAL = (Action.READ, Action.SEARCH, Action.WRITE)
+_CLINICAL = (Action.READ, Action.SEARCH, Action.WRITE, Action.DELETE)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.GROUP_ADMIN: frozenset(_perms((Action.ADMIN,), (ANY,), ANY)),

@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from medledger.errors import InputError, MedLedgerError, ResourceInvalid, WriteConflict
+from medledger.errors import InputError, MedLedgerError, NotFound, ResourceInvalid, WriteConflict
 from medledger.records.fhir_model import outcome_for, validate_resource
+from medledger.records.guard import DELETE, WRITE, Guard
 from medledger.records.service import RecordService, Saved
 
 MAX_ENTRIES = 1000
@@ -35,8 +36,13 @@ class _Entry:
     criteria: str | None = None  # a conditional create's key, once no match was found
 
 
-def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
-    """Run a transaction or batch Bundle and return its response Bundle."""
+def process_bundle(
+    service: RecordService, bundle: Any, guard: Guard | None = None
+) -> dict[str, Any]:
+    """Run a transaction or batch Bundle and return its response Bundle.
+
+    ``guard`` decides every entry (a transaction with one refused entry writes nothing)."""
+    g = guard or service.system
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise _invalid("Bundle.resourceType", "the body must be a Bundle", "structure")
     kind = bundle.get("type")
@@ -55,7 +61,7 @@ def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
         return {
             "resourceType": "Bundle",
             "type": "batch-response",
-            "entry": [_batch_entry(service, i, e) for i, e in enumerate(raw)],
+            "entry": [_batch_entry(service, g, i, e) for i, e in enumerate(raw)],
         }
     entries = [_parse(i, e) for i, e in enumerate(raw)]
     seen: set[str] = set()
@@ -70,7 +76,7 @@ def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
             seen.add(e.full_url)
     for attempt in range(3):
         try:
-            return _transaction(service, entries)
+            return _transaction(service, g, entries)
         except WriteConflict:
             # A concurrent twin of one of our conditional creates won, or a criteria row is
             # stale: drop stale rows, then run again (the winner is now found by search).
@@ -81,12 +87,14 @@ def process_bundle(service: RecordService, bundle: Any) -> dict[str, Any]:
                     e.rid = None  # assigned again on the next attempt
                 if e.criteria is not None:
                     params = _query(e.if_none_exist or "")
-                    service.forget_stale_conditional(e.rtype, e.criteria, params)
+                    service.forget_stale_conditional(
+                        e.rtype, e.criteria, params, institution=g.institution
+                    )
                     e.criteria = None
     raise AssertionError("unreachable")
 
 
-def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any]:
+def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dict[str, Any]:
     issues: list[dict[str, Any]] = []
     for e in entries:
         if e.resource is not None:
@@ -110,7 +118,7 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
                         "ifNoneExist must be a search string",
                         "structure",
                     )
-                found = service.search(e.rtype, [*_query(e.if_none_exist), ("_count", "2")])
+                found = service.own_matches(e.rtype, _query(e.if_none_exist), g.institution)
                 if len(found.resources) > 1:
                     raise _invalid(
                         f"Bundle.entry[{e.index}].request.ifNoneExist",
@@ -120,8 +128,11 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
                 if found.resources:
                     e.rid = found.resources[0]["id"]
                     existing[e.index] = service.existing(e.rtype, e.rid)
+                    g.touched(existing[e.index].version.ref, existing[e.index].version.subject)
                 else:
-                    e.criteria = service.conditional_criteria(e.rtype, _query(e.if_none_exist))
+                    e.criteria = service.conditional_criteria(
+                        e.rtype, _query(e.if_none_exist), g.institution
+                    )
                     if e.criteria in criteria_seen:
                         raise _invalid(
                             f"Bundle.entry[{e.index}].request.ifNoneExist",
@@ -132,40 +143,10 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
             e.rid = e.rid or str(uuid.uuid4())
         if e.full_url:
             ids[e.full_url] = f"{e.rtype}/{e.rid}"
-    items: list[dict[str, Any]] = []
-    for e in entries:
-        if e.index in existing:
-            continue
-        assert e.rid is not None
-        if e.method == "DELETE":
-            current = service.store.current(e.rtype, e.rid)
-            items.append(
-                {
-                    "rtype": e.rtype,
-                    "rid": e.rid,
-                    "resource": None,
-                    "inst": current.inst,
-                    "subject": current.subject,
-                    "if_match": e.if_match,
-                }
-            )
-            continue
-        assert e.resource is not None
-        resource = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
-        items.append(
-            {
-                "rtype": e.rtype,
-                "rid": e.rid,
-                "resource": resource,
-                "inst": service.institution,
-                "subject": service.subject_of(e.rtype, e.rid, resource),
-                "index": service.index_rows(resource),
-                "if_match": e.if_match,
-                "must_be_new": e.method == "POST",
-                "conditional": e.criteria,
-            }
-        )
+    items = _items(service, g, entries, existing, ids)
     written = service.store.write_many(items)
+    for w in written:
+        g.touched(w.version.ref, w.version.subject)
     new = [w for w in written if w.entry is not None]
     receipts = service.anchored.anchor_all(new)
     by_ref = {w.version.ref: r.index for w, r in zip(new, receipts, strict=True)}
@@ -196,17 +177,77 @@ def _transaction(service: RecordService, entries: list[_Entry]) -> dict[str, Any
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
 
 
-def _batch_entry(service: RecordService, i: int, raw: Any) -> dict[str, Any]:
+def _items(
+    service: RecordService,
+    g: Guard,
+    entries: list[_Entry],
+    existing: dict[int, Saved],
+    ids: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Decide every entry, then return the store's write items (orders first resolved, so
+    results in the same transaction inherit their parties)."""
+    resolved: dict[int, dict[str, Any]] = {}
+    local_orders: dict[str, frozenset[tuple[str, str]]] = {}
+    for e in entries:
+        if e.index in existing or e.resource is None:
+            continue
+        resolved[e.index] = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
+        if e.rtype == "ServiceRequest" and e.rid is not None:
+            local_orders[e.rid] = service.indexer.parties(e.rtype, resolved[e.index])
+    items: list[dict[str, Any]] = []
+    for e in entries:
+        if e.index in existing:
+            continue
+        assert e.rid is not None
+        facts = None if e.method == "POST" else service.store.facts(e.rtype, e.rid)
+        if e.method == "DELETE":
+            if facts is None:
+                raise NotFound(f"{e.rtype}/{e.rid} does not exist", field="id", value=e.rid)
+            g.check(DELETE, e.rtype, e.rid, facts)
+            current = service.store.current(e.rtype, e.rid)
+            items.append(
+                {
+                    "rtype": e.rtype,
+                    "rid": e.rid,
+                    "resource": None,
+                    "inst": current.inst,
+                    "subject": current.subject,
+                    "if_match": e.if_match,
+                    "owner": facts.owner,
+                }
+            )
+            continue
+        g.check(WRITE, e.rtype, None if e.method == "POST" else e.rid, facts)
+        resource = resolved[e.index]
+        parties = service.indexer.parties(e.rtype, resource, local_orders)
+        items.append(
+            {
+                "rtype": e.rtype,
+                "rid": e.rid,
+                "resource": resource,
+                "inst": facts.owner if facts is not None else g.institution,
+                "subject": service.indexer.subject_of(e.rtype, e.rid, resource),
+                "index": service.indexer.index_rows(e.rtype, resource, parties),
+                "if_match": e.if_match,
+                "must_be_new": e.method == "POST",
+                "conditional": e.criteria,
+                "owner": None if e.method == "POST" else (facts.owner if facts else ""),
+            }
+        )
+    return items
+
+
+def _batch_entry(service: RecordService, g: Guard, i: int, raw: Any) -> dict[str, Any]:
     try:
         e = _parse(i, raw)
         if e.method == "POST":
-            saved = service.create(e.rtype, e.resource, if_none_exist=e.if_none_exist)
+            saved = service.create(e.rtype, e.resource, if_none_exist=e.if_none_exist, guard=g)
         elif e.method == "PUT":
             assert e.rid is not None
-            saved = service.update(e.rtype, e.rid, e.resource, if_match=e.if_match)
+            saved = service.update(e.rtype, e.rid, e.resource, if_match=e.if_match, guard=g)
         else:
             assert e.rid is not None
-            saved = service.delete(e.rtype, e.rid, if_match=e.if_match)
+            saved = service.delete(e.rtype, e.rid, if_match=e.if_match, guard=g)
     except MedLedgerError as exc:
         return {"response": {"status": f"{exc.http_status}", "outcome": outcome_for(exc)}}
     v = saved.version

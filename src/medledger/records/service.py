@@ -22,13 +22,14 @@ from medledger.ledger.block import format_ts
 from medledger.ledger.node import LedgerNode
 from medledger.records.anchoring import AnchoredStore
 from medledger.records.blind import (
-    BlindIndex,
     GroupSecret,
     generate_group_secret,
     load_group_secret,
     pseudonym,
 )
 from medledger.records.fhir_model import validate_resource
+from medledger.records.guard import DELETE, READ, SEARCH, WRITE, Guard, SystemGuard
+from medledger.records.indexing import BLIND_PARAMS, Indexer
 from medledger.records.keyring import KeyRing, Progress
 from medledger.records.masterkey import MasterKey, generate_master_key, load_master_key
 from medledger.records.paging import (
@@ -39,10 +40,10 @@ from medledger.records.paging import (
     page_count,
     since_instant,
 )
-from medledger.records.search_index import extract_index
 from medledger.records.search_params import parse_search
 from medledger.records.search_sql import where_clauses
-from medledger.records.store import IndexRow, Loaded, RecordStore, Version
+from medledger.records.store import Loaded, RecordStore, Version
+from medledger.records.visibility import Facts, Visibility
 
 MASTER_FILE = "master.key"
 NEXT_MASTER_FILE = "master.key.next"  # present only while a rotation is under way
@@ -50,10 +51,6 @@ GROUP_FILE = "group.secret"
 RETENTION_YEARS = 5  # 电子健康档案 retention floor (GLOSSARY: 病历保存期限)
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_VID = 2**31 - 1
-# Parameters whose values identify a person: stored only as blind-index tokens.
-_BLIND_TOKENS = frozenset({"identifier"})
-ANY_SYSTEM = "\x00any-system"  # a control character: no identifier system URI can contain it
-_BLIND_PARAMS = frozenset({"identifier", "name", "family", "given"})
 # Parameters that narrow a search to a few resources: such searches start from the index.
 _SELECTIVE = frozenset(
     {"_id", "identifier", "patient", "subject", "based-on", "specimen", "name", "family", "given"}
@@ -86,12 +83,13 @@ class RecordService:
         self.suite = ledger.suite
         self.institution = institution
         self.group = group
-        self.blind = BlindIndex.from_group_secret(group, self.suite)
         self.master = master
         masters = [master] if next_master is None else [next_master, master]
         self.keyring = KeyRing(ledger.store.engine, self.suite, masters)
         self.store = RecordStore(ledger.store.engine, self.keyring, self.suite)
         self.anchored = AnchoredStore(self.store, ledger)
+        self.indexer = Indexer(group, self.suite, institution, self.store.facts)
+        self.system = SystemGuard(institution)
 
     @classmethod
     def open(
@@ -228,15 +226,24 @@ class RecordService:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def create(self, rtype: str, body: Any, *, if_none_exist: str | None = None) -> Saved:
-        """Create a new resource with a server-assigned id.
+    def create(
+        self,
+        rtype: str,
+        body: Any,
+        *,
+        if_none_exist: str | None = None,
+        guard: Guard | None = None,
+    ) -> Saved:
+        """Create a new resource with a server-assigned id, owned by the guard's institution.
 
         With ``if_none_exist`` (a FHIR search query string) this is a conditional create: one
-        match returns it unchanged (``created=False``), several are a 412, none creates. Two
-        identical conditional creates racing each other converge on one resource: the
-        normalized criteria are a unique key in the store.
+        match among the institution's own resources returns it unchanged (``created=False``),
+        several are a 412, none creates. Two identical conditional creates racing each other
+        converge on one resource: the normalized criteria are a unique key in the store.
         """
+        g = guard or self.system
         resource = validate_resource(body, expected_type=rtype)
+        g.check(WRITE, rtype, None, None)
         criteria = None
         if if_none_exist is not None:
             params = sorted(parse_qsl(if_none_exist.lstrip("?"), keep_blank_values=True))
@@ -247,7 +254,7 @@ class RecordService:
                     value=if_none_exist,
                     expected="e.g. identifier=urn:lis|BC-1",
                 )
-            found = self.search(rtype, [*params, ("_count", "2")])
+            found = self.own_matches(rtype, params, g.institution)
             if len(found.resources) > 1:
                 raise PreconditionFailed(
                     f"If-None-Exist {if_none_exist!r} matches more than one {rtype}",
@@ -255,12 +262,17 @@ class RecordService:
                     value=if_none_exist,
                 )
             if found.resources:
-                return self.existing(rtype, found.resources[0]["id"])
-            criteria = self.conditional_criteria(rtype, params)
+                return self._touch(g, self.existing(rtype, found.resources[0]["id"]))
+            criteria = self.conditional_criteria(rtype, params, g.institution)
         for _ in range(2):
             try:
                 saved = self._save(
-                    rtype, str(uuid.uuid4()), resource, must_be_new=True, conditional=criteria
+                    rtype,
+                    str(uuid.uuid4()),
+                    resource,
+                    g,
+                    must_be_new=True,
+                    conditional=criteria,
                 )
             except Gone as exc:  # the recorded match was deleted since
                 stale = exc.details.get("ref", "").split("/")
@@ -272,33 +284,59 @@ class RecordService:
                 return saved
             # A concurrent twin won, or an old criteria row points at a resource that no
             # longer matches: keep it only if it still matches now.
-            if not self.forget_stale_conditional(rtype, criteria, params, saved.version.rid):
+            if not self.forget_stale_conditional(
+                rtype, criteria, params, saved.version.rid, institution=g.institution
+            ):
                 return saved
         raise StateError(
             f"conditional create of {rtype} kept conflicting; retry", field="If-None-Exist"
         )
 
-    def conditional_criteria(self, rtype: str, params: list[tuple[str, str]]) -> str:
-        """The key that makes identical conditional creates converge (sorted parameters)."""
-        key = f"{rtype}?{urlencode(sorted(params))}"
+    def own_matches(self, rtype: str, params: list[tuple[str, str]], inst: str) -> SearchPage:
+        """Up to two current resources of ``inst`` matching a conditional create's criteria."""
+        return self.search(rtype, [*params, ("_count", "2")], visible=Visibility(owners=frozenset({inst})))
+
+    def conditional_criteria(self, rtype: str, params: list[tuple[str, str]], inst: str) -> str:
+        """The key that makes identical conditional creates of one institution converge
+        (sorted parameters); two institutions' identical criteria never share a resource."""
+        key = f"{inst}|{rtype}?{urlencode(sorted(params))}"
         return self.suite.hash(key.encode()).hex()
 
     def forget_stale_conditional(
-        self, rtype: str, criteria: str, params: list[tuple[str, str]], rid: str | None = None
+        self,
+        rtype: str,
+        criteria: str,
+        params: list[tuple[str, str]],
+        rid: str | None = None,
+        *,
+        institution: str,
     ) -> bool:
         """Drop the criteria row if the resource it names (``rid`` or the stored one) no
         longer matches ``params``; return whether it was dropped."""
         rid = rid or self.store.conditional_winner(rtype, criteria)
         if rid is None:
             return False
-        again = self.search(rtype, [*params, ("_count", "2")])
+        again = self.own_matches(rtype, params, institution)
         if any(r["id"] == rid for r in again.resources):
             return False
         self.store.forget_conditional(rtype, criteria, rid)
         return True
 
-    def update(self, rtype: str, rid: str, body: Any, *, if_match: int | None = None) -> Saved:
-        """Store a new version of ``rtype/rid`` (creating it if absent, as FHIR update may)."""
+    def update(
+        self,
+        rtype: str,
+        rid: str,
+        body: Any,
+        *,
+        if_match: int | None = None,
+        guard: Guard | None = None,
+    ) -> Saved:
+        """Store a new version of ``rtype/rid`` (creating it if absent, as FHIR update may).
+
+        The guard decides on the current version; if another request changes the resource
+        between that decision and the write, the write is refused (409: retry).
+        """
+        g = guard or self.system
         _check_id(rid)
         resource = validate_resource(body, expected_type=rtype)
         if resource.get("id") not in (None, rid):
@@ -308,18 +346,34 @@ class RecordService:
                 value=resource.get("id"),
                 expected=rid,
             )
-        return self._save(rtype, rid, resource, if_match=if_match)
+        facts = self.store.facts(rtype, rid)
+        g.check(WRITE, rtype, rid, facts)
+        return self._save(rtype, rid, resource, g, if_match=if_match, owner=facts)
 
-    def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> Saved:
+    def delete(
+        self, rtype: str, rid: str, *, if_match: int | None = None, guard: Guard | None = None
+    ) -> Saved:
         """Write a tombstone version; earlier versions stay readable through history."""
+        g = guard or self.system
         _check_id(rid)
+        facts = self.store.facts(rtype, rid)
+        if facts is None:
+            raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+        g.check(DELETE, rtype, rid, facts)
         current = self.store.current(rtype, rid)
         written = self.store.write(
-            rtype, rid, None, inst=current.inst, subject=current.subject, if_match=if_match
+            rtype,
+            rid,
+            None,
+            inst=current.inst,
+            subject=current.subject,
+            if_match=if_match,
+            owner=facts.owner,
         )
         version, receipt = self.anchored.anchor(written)
         if receipt is None and version.ledger_index is None:  # a repeated delete, still pending
             version = self.store.wait_anchored(version)
+        g.touched(version.ref, version.subject)
         return Saved(version, None, written.created, version.ledger_index)
 
     def _save(
@@ -327,27 +381,36 @@ class RecordService:
         rtype: str,
         rid: str,
         resource: dict[str, Any],
+        guard: Guard,
         *,
         if_match: int | None = None,
         must_be_new: bool = False,
         conditional: str | None = None,
+        owner: Facts | None = None,
     ) -> Saved:
-        subject = self.subject_of(rtype, rid, resource)
+        subject = self.indexer.subject_of(rtype, rid, resource)
         written = self.store.write(
             rtype,
             rid,
             resource,
-            inst=self.institution,
+            inst=owner.owner if owner is not None else guard.institution,
             subject=subject,
-            index=self.index_rows(resource),
+            index=self.indexer.index_rows(rtype, resource),
             if_match=if_match,
             must_be_new=must_be_new,
             conditional=conditional,
+            owner=owner.owner if owner is not None else ("" if not must_be_new else None),
         )
         version, receipt = self.anchored.anchor(written)
         if receipt is None:  # nothing new was written (a lost conditional-create race)
-            return self.existing(version.rtype, version.rid, version.vid)
+            return self._touch(guard, self.existing(version.rtype, version.rid, version.vid))
+        guard.touched(version.ref, version.subject)
         return Saved(version, written.resource, written.created, receipt.index)
+
+    @staticmethod
+    def _touch(guard: Guard, saved: Saved) -> Saved:
+        guard.touched(saved.version.ref, saved.version.subject)
+        return saved
 
     def existing(self, rtype: str, rid: str, vid: int | None = None) -> Saved:
         """Answer with a version someone else wrote, once its ledger entry is durable.
@@ -363,8 +426,19 @@ class RecordService:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def read(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
+    def _readable(self, rtype: str, rid: str, guard: Guard | None) -> Guard:
+        g = guard or self.system
         _check_id(rid)
+        facts = self.store.facts(rtype, rid)
+        if facts is None:
+            raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
+        g.check(READ, rtype, rid, facts)
+        return g
+
+    def read(
+        self, rtype: str, rid: str, vid: int | None = None, *, guard: Guard | None = None
+    ) -> Loaded:
+        g = self._readable(rtype, rid, guard)
         if vid is not None and not 1 <= vid <= _MAX_VID:
             raise NotFound(
                 f"{rtype}/{rid}/_history/{vid} does not exist",
@@ -372,14 +446,22 @@ class RecordService:
                 value=vid,
                 expected=f"1 .. {_MAX_VID}",
             )
-        return self.store.load(rtype, rid, vid)
+        loaded = self.store.load(rtype, rid, vid)
+        g.touched(loaded.version.ref, loaded.version.subject)
+        return loaded
 
-    def history(self, rtype: str, rid: str) -> list[Version]:
-        _check_id(rid)
-        return self.store.history(rtype, rid)
+    def history(self, rtype: str, rid: str, *, guard: Guard | None = None) -> list[Version]:
+        g = self._readable(rtype, rid, guard)
+        versions = self.store.history(rtype, rid)
+        for v in versions:
+            g.touched(v.ref, v.subject)
+        return versions
 
-    def type_history(self, rtype: str, params: list[tuple[str, str]]) -> HistoryPage:
-        """History of every resource of ``rtype``, newest first: ``_count``, ``_since``."""
+    def type_history(
+        self, rtype: str, params: list[tuple[str, str]], *, guard: Guard | None = None
+    ) -> HistoryPage:
+        """History of every resource of ``rtype`` the caller may see, newest first."""
+        g = guard or self.system
         count, since, token = 20, None, None
         for name, value in params:
             if name == "_count":
@@ -396,12 +478,19 @@ class RecordService:
                     expected="_count, _since",
                 )
         offset = decode_page(token)
-        found, more = self.store.type_history(rtype, since=since, limit=count + 1, offset=offset)
+        visible = g.visibility(SEARCH, rtype)
+        found, more = self.store.type_history(
+            rtype, since=since, limit=count + 1, offset=offset, visible=visible.clause(rtype)
+        )
+        for v, _ in found:
+            g.touched(v.ref, v.subject)
         return HistoryPage(found, encode_page(offset + count) if more else None)
 
-    def certificate(self, rtype: str, rid: str, vid: int) -> dict[str, Any]:
+    def certificate(
+        self, rtype: str, rid: str, vid: int, *, guard: Guard | None = None
+    ) -> dict[str, Any]:
         """Return the ``medledger-cert/1`` of one version, with its payload salt."""
-        loaded = self.read(rtype, rid, vid)
+        loaded = self.read(rtype, rid, vid, guard=guard)
         index = loaded.version.ledger_index
         if index is None:
             raise InputError(
@@ -412,53 +501,21 @@ class RecordService:
             )
         return self.ledger.certificate(index, payload_salt=loaded.salt)
 
-    # -- helpers -----------------------------------------------------------------------------
-
-    def subject_of(self, rtype: str, rid: str, resource: dict[str, Any]) -> str:
-        """Return the pseudonym whose data key encrypts this resource.
-
-        All of one patient's resources share the patient's pseudonym (so erasing the patient
-        shreds them all); resources about no patient use the institution's own.
-        """
-        if rtype == "Patient":
-            return pseudonym(self.group, self.institution, f"Patient/{rid}", self.suite)
-        for field in ("subject", "patient"):
-            ref = resource.get(field)
-            if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-                target = ref["reference"].rsplit("/_history/", 1)[0]
-                # Only a local reference names one of this node's patients; an absolute URL
-                # points at another server's patient, so the data gets the institution's key.
-                if target.startswith("Patient/") and "://" not in target:
-                    patient = target
-                    return pseudonym(self.group, self.institution, patient, self.suite)
-        return pseudonym(self.group, self.institution, "institution", self.suite)
-
-    def index_rows(self, resource: dict[str, Any]) -> list[IndexRow]:
-        """Return the search rows of ``resource``, names and identifiers blind-indexed."""
-        rows = []
-        for v in extract_index(resource):
-            if v.param.startswith("_"):
-                continue  # _id and _lastUpdated are searched on the store's own columns
-            if v.param in _BLIND_TOKENS:
-                # Two tokens: one for "system|value" (or "|value": no system) searches and one
-                # for "value" in any system, under a tag no real system can equal.
-                for system in {v.system, ANY_SYSTEM}:
-                    rows.append(IndexRow(v.param, v.kind, None, self.blind.token(system, v.value)))
-                continue
-            value = self.blind.name(v.value) if v.kind == "string" else v.value
-            rows.append(IndexRow(v.param, v.kind, v.system, value, v.low, v.high))
-        return rows
-
-    def _blind_value(self, param: str, system: str | None, value: str) -> str:
-        if param in _BLIND_TOKENS:
-            return self.blind.token(ANY_SYSTEM if system is None else system, value)
-        return self.blind.name(value)
-
-    def search(self, rtype: str, params: list[tuple[str, str]]) -> SearchPage:
-        """Run a FHIR search; only what the caller may see (all, until access control)."""
+    def search(
+        self,
+        rtype: str,
+        params: list[tuple[str, str]],
+        *,
+        guard: Guard | None = None,
+        visible: Visibility | None = None,
+    ) -> SearchPage:
+        """Run a FHIR search over what the caller may see (``visible`` overrides the guard's
+        visibility); pages and ``_total`` count only that."""
+        g = guard or self.system
         query = parse_search(rtype, params)
+        vis = visible if visible is not None else g.visibility(SEARCH, rtype)
         offset = decode_page(query.page_token)
-        conditions = where_clauses(rtype, query.criteria, self._blind_value, _BLIND_PARAMS)
+        conditions = where_clauses(rtype, query.criteria, self.indexer.blind_value, BLIND_PARAMS)
         found, total, more = self.store.search(
             rtype,
             conditions,
@@ -467,7 +524,10 @@ class RecordService:
             offset=offset,
             with_total=query.total == "accurate",
             selective=any(c.param in _SELECTIVE for c in query.criteria),
+            visible=vis.clause(rtype),
         )
+        for loaded in found:
+            g.touched(loaded.version.ref, loaded.version.subject)
         resources = [loaded.resource for loaded in found]
         return SearchPage(resources, total, encode_page(offset + query.count) if more else None)
 

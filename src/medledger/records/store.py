@@ -81,13 +81,16 @@ class RecordStore(StoreReads):
         if_match: int | None = None,
         must_be_new: bool = False,
         conditional: str | None = None,
+        owner: str | None = None,
     ) -> Written:
         """Store a new version of ``rtype/rid`` (``resource`` None = delete) as pending.
 
         ``if_match`` requires the current version id; ``must_be_new`` refuses an existing id;
         ``conditional`` (a normalized If-None-Exist criteria hash) makes concurrent identical
         conditional creates converge on one resource: the losers get the winner back with
-        ``created=False``. Returns the version and the ledger entry the caller must append.
+        ``created=False``. ``owner`` is the owning institution access control decided on
+        (``""``: the resource did not exist); if that no longer holds, WriteConflict. Returns
+        the version and the ledger entry the caller must append.
         """
         # Create the subject's data key first, in the key ring's own transaction: inside ours it
         # would wait for the write lock we hold (SQLite has one writer).
@@ -106,6 +109,7 @@ class RecordStore(StoreReads):
                     if_match,
                     must_be_new,
                     conditional,
+                    owner,
                 )
         except IntegrityError as exc:
             if conditional is not None:
@@ -144,6 +148,7 @@ class RecordStore(StoreReads):
                         item.get("if_match"),
                         item.get("must_be_new", False),
                         item.get("conditional"),
+                        item.get("owner"),
                     )
                     for item in items
                 ]
@@ -179,9 +184,17 @@ class RecordStore(StoreReads):
         if_match: int | None,
         must_be_new: bool,
         conditional: str | None,
+        owner: str | None = None,
     ) -> Written:
         cur_q = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
         cur = conn.execute(cur_q, {"rtype": rtype, "rid": rid}).first()
+        if owner is not None and (cur.inst if cur is not None else "") != owner:
+            raise WriteConflict(
+                f"{rtype}/{rid} changed hands while the request was decided; retry",
+                ref=f"{rtype}/{rid}",
+            )
+        if cur is not None:
+            inst = cur.inst  # a resource stays with the institution that created it
         if cur is not None and must_be_new:
             raise StateError(f"{rtype}/{rid} already exists", ref=f"{rtype}/{rid}")
         if if_match is not None and (cur is None or cur.vid != if_match):

@@ -16,9 +16,11 @@ from sqlalchemy import Connection, Engine, and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import Gone, NotFound, StorageError
+from medledger.records.parties import PARTY_PARAM
 from medledger.records.versions import Crypter, Loaded, Version
+from medledger.records.visibility import Facts
 from medledger.store.engine import READ_ONLY
-from medledger.store.schema_records import record_current, record_versions
+from medledger.store.schema_records import record_current, record_search, record_versions
 
 _CURRENT_JOIN = and_(
     record_current.c.rtype == record_versions.c.rtype,
@@ -84,6 +86,7 @@ class StoreReads:
         offset: int,
         with_total: bool,
         selective: bool = False,
+        visible: Any = None,
     ) -> tuple[list[Loaded], int | None, bool]:
         """Return the decrypted current versions of ``rtype`` matching every condition.
 
@@ -93,6 +96,8 @@ class StoreReads:
         Deleted resources and resources of erased patients are never returned or counted.
         ``selective``: a condition matches few resources (a patient, an identifier), so the
         query should start from the search index, not walk every resource in time order.
+        ``visible``: the caller's visibility condition (``records.visibility``), applied to the
+        page and to the total alike.
         """
         from sqlalchemy import exists, func, literal_column
 
@@ -101,6 +106,8 @@ class StoreReads:
         c, k = record_current.c, record_keys.c
         erased = exists().where(and_(k.subject == c.subject, k.wrapped.is_(None)))
         where = and_(c.rtype == rtype, c.deleted.is_(False), ~erased, *conditions)
+        if visible is not None:
+            where = and_(where, visible)
         ts: Any = c.ts
         if selective and self.engine.dialect.name == "sqlite":
             # SQLite's planner prefers the (rtype, ts) index for ORDER BY ... LIMIT and then
@@ -156,6 +163,54 @@ class StoreReads:
             if cur is None:
                 raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
             return self._version(conn, rtype, rid, cur.vid)
+
+    def facts(self, rtype: str, rid: str) -> Facts | None:
+        """Return what visibility depends on for ``rtype/rid`` (None if it does not exist):
+        its owner, subject, parties and categories, from the current version."""
+        c, s = record_current.c, record_search.c
+        with self._reader() as conn:
+            cur = conn.execute(
+                select(c.inst, c.subject).where(and_(c.rtype == rtype, c.rid == rid))
+            ).first()
+            if cur is None:
+                return None
+            rows = conn.execute(
+                select(s.param, s.system, s.value).where(
+                    and_(s.rtype == rtype, s.rid == rid, s.param.in_((PARTY_PARAM, "category")))
+                )
+            ).all()
+        parties = frozenset((r.system, r.value) for r in rows if r.param == PARTY_PARAM)
+        categories = frozenset(r.value for r in rows if r.param == "category")
+        return Facts(cur.inst, cur.subject, parties, categories)
+
+    def newest(self, rtype: str) -> str:
+        """The newest write time of any ``rtype`` resource ("" if none): a cache key."""
+        from sqlalchemy import func
+
+        c = record_current.c
+        with self._reader() as conn:
+            newest = conn.execute(select(func.max(c.ts)).where(c.rtype == rtype)).scalar()
+        return str(newest or "")
+
+    def naming(self, rtype: str, role: str, inst: str) -> list[tuple[str, str]]:
+        """Return the current, undeleted ``rtype`` resources naming ``inst`` as party
+        ``role``, as (id, owner) pairs."""
+        c, s = record_current.c, record_search.c
+        with self._reader() as conn:
+            rows = conn.execute(
+                select(c.rid, c.inst)
+                .join_from(record_current, record_search, and_(s.rtype == c.rtype, s.rid == c.rid))
+                .where(
+                    and_(
+                        c.rtype == rtype,
+                        c.deleted.is_(False),
+                        s.param == PARTY_PARAM,
+                        s.system == role,
+                        s.value == inst,
+                    )
+                )
+            ).all()
+        return [(r.rid, r.inst) for r in rows]
 
     def load(self, rtype: str, rid: str, vid: int | None = None) -> Loaded:
         """Decrypt a version (the current one by default); Gone for deletes and erasures."""
@@ -213,12 +268,13 @@ class StoreReads:
         return [_version(r) for r in rows]
 
     def type_history(
-        self, rtype: str, *, since: str | None, limit: int, offset: int
+        self, rtype: str, *, since: str | None, limit: int, offset: int, visible: Any = None
     ) -> tuple[list[tuple[Version, dict[str, Any] | None]], bool]:
         """Return versions of every ``rtype`` resource, newest first, with their bodies.
 
         Deletions come with no body; versions of erased patients are left out (their data is
         gone). Reads ``limit`` rows and returns all but the last, plus whether it exists.
+        ``visible`` limits it to resources whose current version the caller may see.
         """
         from sqlalchemy import exists
 
@@ -229,6 +285,12 @@ class StoreReads:
         where = and_(v.rtype == rtype, ~erased)
         if since is not None:
             where = and_(where, v.ts >= since)
+        if visible is not None:
+            c = record_current.c
+            where = and_(
+                where,
+                exists(select(c.rid).where(and_(c.rtype == v.rtype, c.rid == v.rid, visible))),
+            )
         query = (
             select(record_versions)
             .where(where)
