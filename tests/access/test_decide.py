@@ -85,9 +85,11 @@ def test_own_records_readable_others_refused_with_reason(service: RecordService)
     assert service.read("Observation", rid, guard=guard(service, caller(M))).resource["id"] == rid
     with pytest.raises(PermissionDenied) as err:
         service.read("Observation", rid, guard=guard(service, caller(C)))
-    assert M in err.value.message and "sharing rule" in err.value.message
+    assert M in err.value.message
+    assert "sharing rule" in err.value.message
     page = service.search("Observation", [("_total", "accurate")], guard=guard(service, caller(C)))
-    assert page.resources == [] and page.total == 0
+    assert page.resources == []
+    assert page.total == 0
 
 
 def test_referral_shared_with_both_ends_not_with_third(service: RecordService) -> None:
@@ -235,11 +237,14 @@ def test_conditional_create_never_returns_another_institutions_record(
     b = service.create(
         "Specimen", body, if_none_exist="identifier=urn:lis|BC-1", guard=guard(service, caller(X))
     )
-    assert a.created and b.created and a.version.rid != b.version.rid
+    assert a.created
+    assert b.created
+    assert a.version.rid != b.version.rid
     again = service.create(
         "Specimen", body, if_none_exist="identifier=urn:lis|BC-1", guard=guard(service, caller(M))
     )
-    assert not again.created and again.version.rid == a.version.rid
+    assert not again.created
+    assert again.version.rid == a.version.rid
 
 
 def test_policy_file_errors_name_the_field() -> None:

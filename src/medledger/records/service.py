@@ -294,7 +294,8 @@ class RecordService:
 
     def own_matches(self, rtype: str, params: list[tuple[str, str]], inst: str) -> SearchPage:
         """Up to two current resources of ``inst`` matching a conditional create's criteria."""
-        return self.search(rtype, [*params, ("_count", "2")], visible=Visibility(owners=frozenset({inst})))
+        own = Visibility(owners=frozenset({inst}))
+        return self.search(rtype, [*params, ("_count", "2")], visible=own)
 
     def conditional_criteria(self, rtype: str, params: list[tuple[str, str]], inst: str) -> str:
         """The key that makes identical conditional creates of one institution converge
