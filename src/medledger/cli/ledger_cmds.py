@@ -1,10 +1,11 @@
-"""Ledger commands: init, append, cert, consistency, audit, log."""
+"""Ledger commands: init, append, cert, consistency, audit (with access and cert), log."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,12 +28,18 @@ Data = Annotated[
 APPEND_CHUNK = 10_000
 
 
+audit_app = typer.Typer(invoke_without_command=True, no_args_is_help=False, rich_markup_mode=None)
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("append")(append)
     app.command("cert")(cert)
     app.command("consistency")(consistency)
-    app.command("audit")(audit)
+    audit_app.callback(invoke_without_command=True)(audit)
+    audit_app.command("access")(audit_access)
+    audit_app.command("cert")(audit_cert)
+    app.add_typer(audit_app, name="audit")
     app.command("log")(log)
 
 
@@ -150,6 +157,7 @@ def consistency(
 
 @handle_errors
 def audit(
+    ctx: typer.Context,
     data: Data = DEFAULT_DATA,
     trust: Annotated[
         Path | None, typer.Option(help="Trust bundle (default: DIR/keys.json).")
@@ -165,8 +173,15 @@ def audit(
 ) -> None:
     """Recompute every leaf, node, header hash, prev link and signature; name each problem.
 
-    Exit 0 if the store is intact, 1 if anything is tampered, missing or out of order.
+    Also checks the audit trail: every anchored batch of audit events still hashes to the root
+    on the chain, and no audit event or batch row was altered or deleted. Exit 0 if the store
+    is intact, 1 if anything is tampered, missing or out of order. The subcommands list audit
+    events and print their certificates.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    from medledger.access.audit_check import audit_trail
+
     with LedgerNode.open(data) as ledger:
         bundle = load_trust_bundle(trust) if trust else ledger.trust
         with Progress(
@@ -199,6 +214,15 @@ def audit(
                             f"matched, {rec.erased:,} erased, {rec.pending:,} pending",
                             markup=False,
                         )
+                trail = audit_trail(ledger.store.engine, reader, ledger.suite)
+                report.findings.extend(trail.findings)
+                if not json_out:
+                    out_console.print(
+                        f"audit trail: {trail.events:,} events, {trail.batches:,} batches "
+                        f"anchored, {trail.pending:,} pending, {trail.unbatched:,} events not "
+                        "anchored yet",
+                        markup=False,
+                    )
     if json_out:
         print_json(report.to_json())
     else:
@@ -213,6 +237,96 @@ def audit(
             out_console.print("OK: the store is intact", markup=False)
     if not report.ok:
         raise AuditFailed(report.findings)
+
+
+@handle_errors
+def audit_access(
+    data: Data = DEFAULT_DATA,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Only break-glass (emergency) accesses.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="From this date or instant on, e.g. 2026-11-22 (China time).", metavar="ISO"
+        ),
+    ] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="Only this user or client id.", metavar="ID")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Show at most this many.")] = 100,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the AuditEvents as JSON.")
+    ] = False,
+) -> None:
+    """List audit events, newest first: who, for which institution, what, outcome."""
+    from medledger.access.audit_trail import AuditTrail
+
+    with LedgerNode.open(data) as ledger:
+        trail = AuditTrail(ledger.store.engine, ledger, node=ledger.config.node)
+        events = trail.list_events(
+            since=since, principal=principal, break_glass=break_glass, limit=limit
+        )
+    if json_out:
+        print_json(events)
+        return
+    # One line per event (recorded, who@institution, interaction, outcome, entities, purpose),
+    # so an auditor can grep and sort the list.
+    for e in events:
+        out_console.print("  ".join(x for x in _event_row(e) if x), markup=False)
+    out_console.print(f"{len(events):,} event(s)", markup=False)
+
+
+def _event_row(event: dict[str, Any]) -> tuple[str, ...]:
+    agents = event.get("agent", [])
+    who = agents[0]["who"]["identifier"]["value"] if agents else ""
+    inst = next(
+        (
+            a["who"]["identifier"]["value"]
+            for a in agents[1:]
+            if a["who"]["identifier"]["system"] == "urn:medledger:institution"
+        ),
+        "",
+    )
+    refs = [
+        x["what"].get("reference") or x["what"].get("identifier", {}).get("value", "")
+        for x in event.get("entity", [])
+        if "what" in x
+    ]
+    shown = ", ".join(refs[:2]) + (f" (+{len(refs) - 2})" if len(refs) > 2 else "")
+    purpose = event.get("purposeOfEvent", [{}])[0].get("coding", [{}])[0].get("code", "")
+    reasons = [x["valueString"] for x in event.get("extension", []) if "break-glass" in x["url"]]
+    if reasons:
+        purpose = f"{purpose}: {reasons[0]}"
+    return (
+        event.get("recorded", ""),
+        f"{who}@{inst}" if inst else who,
+        event["subtype"][0]["code"],
+        f"{event.get('outcome', '')} {event.get('outcomeDesc', '')}".strip(),
+        shown,
+        purpose,
+    )
+
+
+@handle_errors
+def audit_cert(
+    event_id: Annotated[str, typer.Argument(help="The audit event's id.")],
+    data: Data = DEFAULT_DATA,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the certificate to FILE.", metavar="FILE")
+    ] = None,
+) -> None:
+    """Print the medledger-audit-cert/1 certificate of an anchored audit event."""
+    from medledger.access.audit_trail import AuditTrail
+
+    with LedgerNode.open(data) as ledger:
+        trail = AuditTrail(ledger.store.engine, ledger, node=ledger.config.node)
+        document = trail.certificate(event_id)
+    if out is None:
+        print_json(document)
+        return
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    err_console.print(f"wrote {out}", markup=False)
 
 
 @handle_errors

@@ -16,7 +16,12 @@ from medledger.cli.output import (
     read_json_document,
 )
 from medledger.crypto.trust import load_trust_bundle
-from medledger.errors import VerificationFailed
+from medledger.errors import InputError, VerificationFailed
+from medledger.verify.audit import (
+    AUDIT_CERT_FORMAT,
+    parse_audit_certificate,
+    verify_audit_certificate,
+)
 from medledger.verify.certificate import (
     Report,
     parse_certificate,
@@ -49,12 +54,28 @@ def verify(
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Verify a certificate offline. Exit 0 valid, 1 invalid (names the check), 2 bad input."""
+    """Verify a certificate offline. Exit 0 valid, 1 invalid (names the check), 2 bad input.
+
+    Takes a record certificate (medledger-cert/1) or an audit-event certificate
+    (medledger-audit-cert/1, from `medledger audit cert`).
+    """
     bundle = load_trust_bundle(trust)
-    parsed = parse_certificate(read_json_document(cert, "certificate"))
+    document = read_json_document(cert, "certificate")
     newer = None
     if consistency is not None:
         newer = parse_consistency(read_json_document(str(consistency), "consistency"))
+    if isinstance(document, dict) and document.get("format") == AUDIT_CERT_FORMAT:
+        if payload is not None:
+            raise InputError(
+                "an audit certificate certifies no payload",
+                field="payload",
+                value=str(payload),
+                expected="no --payload with an audit certificate",
+            )
+        audit = parse_audit_certificate(document)
+        _run(lambda: verify_audit_certificate(audit, bundle, newer=newer), json_out)
+        return
+    parsed = parse_certificate(document)
     body = None if payload is None else read_bytes(str(payload))
     _run(lambda: verify_certificate(parsed, bundle, payload=body, newer=newer), json_out)
 
