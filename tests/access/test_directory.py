@@ -16,7 +16,7 @@ from medledger.access.lockout import Event, LockoutPolicy
 from medledger.access.model import Institution, InstitutionKind, PrincipalKind, Role
 from medledger.access.passwords import FAST, HashParams, PasswordHasher
 from medledger.errors import AccountLocked, AuthenticationFailed, NotFound, StateError, StorageError
-from medledger.store import schema_access
+from medledger.store import schema_access, schema_tokens
 from tests.access._admin_fixtures import migrated_engine
 
 USER = PrincipalKind.USER
@@ -51,8 +51,9 @@ class Clock:
 def test_schema_matches_the_migration(engine: Engine) -> None:
     """The access tables Alembic creates are exactly those schema_access declares."""
     only = MetaData()
-    for table in schema_access.__all__:
-        getattr(schema_access, table).to_metadata(only)
+    for module in (schema_access, schema_tokens):  # both declare access_* tables
+        for table in module.__all__:
+            getattr(module, table).to_metadata(only)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), only)
     ours = [d for d in diff if "access_" in repr(d)]

@@ -300,6 +300,28 @@ def test_revoked(node: NodeTokenKey) -> None:
     assert revocations.prune(claims.exp + MAX_LEEWAY + 1) == 1
 
 
+def test_family_claim_and_revoked_sign_in(node: NodeTokenKey) -> None:
+    """A sign-in's token carries its family as fam; revoking the family revokes the token."""
+    token = issue(node, family="fam-1")
+    families = MemoryRefreshStore()
+    revocations = MemoryRevocations(families=families)
+    claims = verify(token, node, revocations=revocations)
+    assert claims.fam == "fam-1"
+    assert claims.to_json()["fam"] == "fam-1"
+    assert "fam" not in verify(issue(node), node).to_json()
+    families.revoke_family("fam-2", NOW)
+    assert verify(token, node, revocations=revocations).fam == "fam-1"
+    families.revoke_family("fam-1", NOW)
+    refused("revoked", verify, token, node, revocations=revocations)
+    sign = node_signer(node)
+    for name in ("fam", "client_id"):  # if present, a string: not null, not a number
+        for bad in (5, None, ["fam-1"]):
+            claims_json = {**good_claims(), name: bad}
+            refused("malformed", verify, craft(header_of(node), claims_json, sign), node)
+    with pytest.raises(InputError):
+        issue(node, family="")
+
+
 def test_another_chains_token(node: NodeTokenKey) -> None:
     other_iss = TokenPolicy(issuer="chain-b", audience=CHAIN)
     other_aud = TokenPolicy(issuer=CHAIN, audience="https://b.example/fhir/R4")

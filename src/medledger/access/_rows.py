@@ -26,9 +26,11 @@ NewGrant = tuple[Role, str]
 
 
 def active(kind: PrincipalKind, principal: str) -> Any:
-    return and_(
-        GRANTS.c.kind == kind.value, GRANTS.c.principal == principal, GRANTS.c.revoked_at.is_(None)
-    )
+    return and_(GRANTS.c.principal == principal, active_of_kind(kind))
+
+
+def active_of_kind(kind: PrincipalKind) -> Any:
+    return and_(GRANTS.c.kind == kind.value, GRANTS.c.revoked_at.is_(None))
 
 
 def insert_grants(

@@ -1,6 +1,6 @@
 """Administration of the access directory, with "admins may only assign what they hold".
 
-``AccessAdmin`` is what ``medledger admin`` (and later the admin API) calls. Every change
+``AccessAdmin`` is what ``medledger admin`` and the admin API (``api.admin``) call. Every change
 names its actor: a user id whose grants are checked before anything is written.
 
 Bootstrap: while no enabled user holds ``group_admin``, the directory is in bootstrap mode.
@@ -30,10 +30,13 @@ from medledger.access.admin_clients import ClientAdmin
 from medledger.access.lockout import Event
 from medledger.access.model import (
     ANY,
+    Action,
+    Client,
     Institution,
     InstitutionKind,
     PrincipalKind,
     Role,
+    User,
     check_id,
     check_principal_id,
     check_separation,
@@ -76,6 +79,41 @@ class AccessAdmin(ClientAdmin):
             kind=kind.value,
             key_id=key.key_id,
         )
+
+    def list_institutions(self, actor: str) -> list[Institution]:
+        """Return every institution (public keys only) to an enabled admin of any scope."""
+        self._admin_scopes(actor)
+        return self.directory.list_institutions()
+
+    def list_users(self, institution: str | None, actor: str) -> list[User]:
+        """Return the users of the institutions ``actor`` administers (or of one of them)."""
+        scopes = self._admin_scopes(actor, institution)
+        found = self.directory.list_users(institution)
+        return [u for u in found if ANY in scopes or u.institution in scopes]
+
+    def list_clients(self, institution: str | None, actor: str) -> list[Client]:
+        """Return the clients of the institutions ``actor`` administers (or of one of them)."""
+        scopes = self._admin_scopes(actor, institution)
+        found = self.directory.list_clients(institution)
+        return [c for c in found if ANY in scopes or c.institution in scopes]
+
+    def _admin_scopes(self, actor: str, institution: str | None = None) -> set[str]:
+        """Return where ``actor`` holds ``admin`` (institution ids, or ``*``); refuse if nowhere.
+
+        With ``institution``, refuse unless the actor administers that one.
+        """
+        by, held = self._actor(actor, bootstrap_ok=False)
+        if institution is not None:
+            check_admin_over(held, institution, by)
+        scopes = {p.scope for p in held if p.action is Action.ADMIN}
+        if not scopes:
+            raise PermissionDenied(
+                f"{by} holds no admin role",
+                field="as",
+                value=by,
+                expected="a user holding group_admin or institution_admin",
+            )
+        return scopes
 
     # -- users ------------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from medledger.access import _rows
 from medledger.access._rows import NewGrant
@@ -31,7 +33,33 @@ from medledger.store.schema_access import access_grants as GRANTS
 from medledger.store.schema_access import access_institutions as INST
 from medledger.store.schema_access import access_users as USERS
 
-__all__ = ["Directory", "NewGrant"]
+__all__ = ["Directory", "NewGrant", "Standing"]
+
+
+def _standing_query(kind: PrincipalKind) -> Any:
+    table, key = (
+        (USERS, USERS.c.id) if kind is PrincipalKind.USER else (CLIENTS, CLIENTS.c.client_id)
+    )
+    joined = table.outerjoin(GRANTS, and_(GRANTS.c.principal == key, _rows.active_of_kind(kind)))
+    columns = (GRANTS.c.role, GRANTS.c.scope, GRANTS.c.granted_by, GRANTS.c.granted_at)
+    return (
+        select(table.c.institution, table.c.disabled, *columns)
+        .select_from(joined)
+        .where(key == bindparam("principal"))
+    )
+
+
+# Built once: every authenticated request runs one of these.
+_STANDING = {kind: _standing_query(kind) for kind in PrincipalKind}
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a request needs to know about its principal, read afresh each time."""
+
+    institution: str
+    disabled: bool
+    grants: tuple[Grant, ...]
 
 
 class Directory(SqlTables):
@@ -145,6 +173,29 @@ class Directory(SqlTables):
                 return None
             grants = _rows.grants(c, PrincipalKind.CLIENT, [client_id])
         return _rows.client(row, grants.get(client_id, ()), self._has_secret(client_id))
+
+    def standing(
+        self, kind: PrincipalKind, principal: str, conn: Connection | None = None
+    ) -> Standing | None:
+        """Return a principal's institution, disabled flag and active grants in one query.
+
+        The check every authenticated request makes (so a disabled account or a revoked grant
+        takes effect at once): one indexed join, the principal's primary key and the active
+        grants' partial unique index. None if the principal does not exist. ``conn`` reuses
+        an open read connection.
+        """
+        if conn is None:
+            with self.read() as c:
+                return self.standing(kind, principal, c)
+        rows = conn.execute(_STANDING[kind], {"principal": principal}).all()
+        if not rows:
+            return None
+        grants = tuple(
+            Grant(Role(r.role), r.scope, r.granted_by, r.granted_at)
+            for r in rows
+            if r.role is not None
+        )
+        return Standing(rows[0].institution, bool(rows[0].disabled), grants)
 
     def list_users(self, institution: str | None = None) -> list[User]:
         """Return users (of one institution, or all), by id, with their active grants."""

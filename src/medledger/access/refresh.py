@@ -203,7 +203,8 @@ def rotate_refresh_token(
     (``unknown``), of a revoked family (``revoked``), issued to another client
     (``wrong-client``, and the family is revoked), already used (``replayed``: the family is
     revoked, so the thief's and the victim's copies both stop working) or expired
-    (``expired``). Two concurrent rotations of one token: one wins, the other is a replay.
+    (``expired``). Concurrent rotations of one token: exactly one wins and gets a successor;
+    each other is a replay and revokes the family, so the winner's successor dies with it.
     """
     what = "refresh token"
     at = _now(now)
@@ -227,10 +228,10 @@ def rotate_refresh_token(
     if not store.mark_used(token_hash, at):  # a concurrent rotation of the same token won
         store.revoke_family(rec.family_id, at)
         raise replayed
+    # Won: the successor is returned even if the family is revoked meanwhile (by a concurrent
+    # loser, or a sign-out); it then fails at its first use, and so do its access tokens.
     grant = _new_refresh(rec, at, policy)
     store.add(grant.record)
-    if store.family_revoked(rec.family_id):  # revoked while we rotated: the new one is dead too
-        raise _refuse(what, "revoked", "the sign-in was revoked")
     return grant
 
 

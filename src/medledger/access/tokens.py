@@ -1,16 +1,19 @@
 """Access tokens and their revocation (issue 4, "Tokens").
 
-Pure library: no HTTP, no database. Revocation is behind a small protocol (``Revocations``)
-with an in-memory implementation for tests and single processes. Refresh tokens are in
-``refresh``, client assertions in ``assertions``.
+Pure library: no HTTP, no database. Revocation is behind a small protocol (``Revocations``,
+in ``revocations``, re-exported here) with an in-memory implementation for tests and single
+processes. Refresh tokens are in ``refresh``, client assertions in ``assertions``.
 
 **Access tokens** are JWTs (RFC 9068 profile, ``typ: at+jwt``) signed with the node key:
 ``EdDSA`` under ``intl-v1``, ``SM2SM3`` under ``sm-v1`` (see ``jose_sm2``). Claims: ``iss``
 (the chain), ``sub`` (user or client id), ``inst`` (institution), ``roles``, ``scope`` (SMART
 scopes, space-separated), ``aud``, ``iat``, ``nbf``, ``exp`` (10 minutes by default), ``jti``
-(random) and, when known, ``client_id``. ``verify_access_token`` accepts only the node's own
-algorithm and key id, checked before any signature work; then the signature, the claims, the
-times (leeway at most 30 s) and the revocation list, so a revocation takes effect at once.
+(random), ``client_id`` on a client's own token and, for a user's sign-in, ``fam``: the refresh
+token family the token belongs to, so that revoking the sign-in (a sign-out, or a replayed
+refresh token) revokes its access tokens too. ``verify_access_token`` accepts only the node's
+own algorithm and key id, checked before any signature work; then the signature, the claims,
+the times (leeway at most 30 s) and the revocation list (the token's ``jti`` and its ``fam``),
+so a revocation takes effect at once.
 
 Every refusal is ``TokenInvalid`` with a one-word ``reason``; no error or log holds a token.
 """
@@ -18,10 +21,9 @@ Every refusal is ``TokenInvalid`` with a one-word ``reason``; no error or log ho
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from joserfc.errors import JoseError
 from joserfc.util import json_b64encode, urlsafe_b64encode
@@ -38,11 +40,15 @@ from medledger.access._jwt import (
     _text,
 )
 from medledger.access.jose_sm2 import NodeJWSRegistry, alg_for, check_compact, public_jwk
+from medledger.access.revocations import MemoryRevocations, Revocations, RevokedFamilies
 from medledger.access.scopes import Scope, parse_scopes
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.keys import key_id
 from medledger.crypto.suite import SigningKey, Suite, VerifyKey
 from medledger.errors import InputError
+
+if TYPE_CHECKING:
+    from medledger.ledger.node import LedgerNode
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -52,6 +58,7 @@ __all__ = [
     "MemoryRevocations",
     "NodeTokenKey",
     "Revocations",
+    "RevokedFamilies",
     "TokenClaims",
     "TokenPolicy",
     "issue_access_token",
@@ -94,6 +101,11 @@ class NodeTokenKey:
                 expected=f"a {suite.name} signing key",
             ) from None
         return cls(suite, key.verify_key(), key_id(suite, key.public_bytes), key)
+
+    @classmethod
+    def for_node(cls, node: LedgerNode) -> NodeTokenKey:
+        """Return the signing key of an open ``LedgerNode`` (its own suite and node key)."""
+        return cls.signing(node.suite, node.signing_key())
 
     @classmethod
     def verifying(cls, suite: Suite, public_bytes: bytes) -> NodeTokenKey:
@@ -152,6 +164,7 @@ class TokenClaims:
     exp: int
     jti: str
     client_id: str | None = None
+    fam: str | None = None
 
     def scopes(self) -> tuple[Scope, ...]:
         """Return ``scope`` parsed into SMART scopes."""
@@ -173,11 +186,13 @@ class TokenClaims:
         }
         if self.client_id is not None:
             out["client_id"] = self.client_id
+        if self.fam is not None:
+            out["fam"] = self.fam
         return out
 
 
 _REQUIRED = ("iss", "sub", "inst", "roles", "scope", "aud", "iat", "nbf", "exp", "jti")
-_CLAIMS = frozenset((*_REQUIRED, "client_id"))
+_CLAIMS = frozenset((*_REQUIRED, "client_id", "fam"))
 
 
 @dataclass(frozen=True)
@@ -203,12 +218,14 @@ def issue_access_token(
     scope: str,
     now: float,
     client_id: str | None = None,
+    family: str | None = None,
     ttl: int | None = None,
 ) -> IssuedToken:
     """Sign an access token for ``subject`` of ``institution``.
 
-    ``scope`` must parse as SMART scopes (``InputError`` otherwise); ``ttl`` overrides the
-    policy's lifetime (1 to 3600 s). Raise ``InputError`` if ``key`` cannot sign.
+    ``scope`` must parse as SMART scopes (``InputError`` otherwise); ``family`` is the refresh
+    token family of a sign-in (the ``fam`` claim); ``ttl`` overrides the policy's lifetime
+    (1 to 3600 s). Raise ``InputError`` if ``key`` cannot sign.
     """
     if key.signing_key is None:
         raise InputError(
@@ -230,6 +247,7 @@ def issue_access_token(
         exp=iat + life,
         jti=secrets.token_urlsafe(16),
         client_id=None if client_id is None else _text(client_id, "client_id"),
+        fam=None if family is None else _text(family, "family"),
     )
     header = {"alg": key.alg, "typ": ACCESS_TOKEN_TYPE, "kid": key.key_id}
     signing_input = (
@@ -256,7 +274,8 @@ def verify_access_token(
     header fields (``malformed``); ``kid`` is the node key's (``wrong-key``); the signature
     (``bad-signature``); the claims' presence and types (``malformed``); ``iss``
     (``wrong-issuer``) and ``aud`` (``wrong-audience``); ``exp`` (``expired``), ``nbf``/``iat``
-    (``not-yet-valid``); the revocation list (``revoked``).
+    (``not-yet-valid``); the revocation list, asked about the ``jti`` and the ``fam``
+    (``revoked``).
     """
     what = "access token"
     at = _now(now)
@@ -288,7 +307,7 @@ def verify_access_token(
         iss={"essential": True, "value": policy.issuer},
         aud={"essential": True, "value": policy.audience},
     )
-    if revocations.is_revoked(claims.jti):
+    if revocations.is_revoked(claims.jti, claims.fam):
         raise _refuse(what, "revoked", "the token was revoked")
     return claims
 
@@ -307,14 +326,14 @@ def _access_claims(obj: dict[str, Any]) -> TokenClaims:
             "access token", "malformed", "unexpected claims", missing=missing, unexpected=extra
         )
     strings = ("iss", "sub", "inst", "scope", "aud", "jti")
-    client_id = obj.get("client_id")
+    client_id, fam = obj.get("client_id"), obj.get("fam")
     roles = obj["roles"]
     ok = (
         all(isinstance(obj[n], str) for n in strings)
         and all(_int_date(obj[n]) for n in ("iat", "nbf", "exp"))
         and isinstance(roles, list)
         and all(isinstance(r, str) for r in roles)
-        and (client_id is None or isinstance(client_id, str))
+        and all(isinstance(obj[n], str) for n in ("client_id", "fam") if n in obj)
     )
     if not ok:
         raise _refuse("access token", "malformed", "a claim has the wrong type")
@@ -330,46 +349,5 @@ def _access_claims(obj: dict[str, Any]) -> TokenClaims:
         exp=obj["exp"],
         jti=obj["jti"],
         client_id=client_id,
+        fam=fam,
     )
-
-
-# -- revocation ----------------------------------------------------------------------------------
-
-
-class Revocations(Protocol):
-    """Revoked access token ids; ``verify_access_token`` asks on every call."""
-
-    def is_revoked(self, jti: str) -> bool:
-        """Return True if the token with this ``jti`` was revoked."""
-        ...
-
-    def revoke(self, jti: str, until: int) -> None:
-        """Revoke ``jti``; the entry may be forgotten after ``until`` (epoch seconds)."""
-        ...
-
-
-class MemoryRevocations:
-    """An in-process ``Revocations`` (tests, single-process deployments)."""
-
-    def __init__(self) -> None:
-        """Start with nothing revoked."""
-        self._until: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def is_revoked(self, jti: str) -> bool:
-        """Return True if ``jti`` was revoked."""
-        with self._lock:
-            return jti in self._until
-
-    def revoke(self, jti: str, until: int) -> None:
-        """Revoke ``jti`` until ``until``."""
-        with self._lock:
-            self._until[jti] = max(until, self._until.get(jti, until))
-
-    def prune(self, now: float) -> int:
-        """Forget entries whose tokens have expired; return how many."""
-        with self._lock:
-            gone = [j for j, until in self._until.items() if until < now]
-            for j in gone:
-                del self._until[j]
-            return len(gone)

@@ -84,21 +84,15 @@ def _admin(data: Path, *, write: bool = True) -> Iterator[tuple[AccessAdmin, Led
 
 
 def _done(node: LedgerNode, event: Event, message: str) -> None:
-    from medledger.access.admin import ledger_entry
+    from medledger.access.admin_ledger import anchor
 
-    receipt = node.append([ledger_entry(event)])[0]
-    out_console.print(f"{message} (ledger entry {receipt.index})", markup=False)
+    out_console.print(f"{message} (ledger entry {anchor(node, event)})", markup=False)
 
 
 def _roles(values: list[str] | None) -> list[tuple[Role, str]]:
-    from medledger.access.model import default_scope, parse_role
+    from medledger.access.admin_ledger import role_request
 
-    out = []
-    for value in values or []:
-        name, _, scope = value.partition("@")
-        role = parse_role(name)
-        out.append((role, scope or default_scope(role)))
-    return out
+    return [role_request(value) for value in values or []]
 
 
 def _password(from_stdin: bool) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from medledger.crypto.keys import key_id, read_signing_key, write_signing_key
 from medledger.crypto.registry import get_suite
 from medledger.crypto.rfc6962 import hasher_for
-from medledger.crypto.suite import Suite
+from medledger.crypto.suite import SigningKey, Suite
 from medledger.crypto.trust import TrustBundle, TrustedKey, load_trust_bundle
 from medledger.errors import LedgerExists, StateError
 from medledger.ledger import certificate as certs
@@ -243,6 +243,13 @@ class LedgerNode:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def signing_key(self) -> SigningKey:
+        """Return the node's private signing key, for signing access tokens in-process only.
+
+        Never serialize, log or send it anywhere; the key file stays the only copy at rest.
+        """
+        return self._key
 
     def _check_meta(self) -> None:
         with self.store.reader() as r:
