@@ -98,7 +98,7 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         for expected in ("/docs", "/fhir/R4/metadata", "示例市第一人民医院", "示例区中医院"):
             assert expected in text
         commands = _commands(output)
-        assert len(commands) == 6, text
+        assert len(commands) == 8, text
         done = [_bash(c, tmp_path) for c in commands]
         for c, r in zip(commands, done, strict=True):
             assert r.returncode == 0, (c, r.stdout, r.stderr)
@@ -117,6 +117,16 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         assert [e["resource"]["resourceType"] for e in specimens["entry"]] == ["Specimen"]
         assert done[4].stdout.strip().endswith("VALID")
         assert json.loads(done[5].stdout)["valid"] is True
+        # The auditor reads the trail: the member's doctor's read of line 1 is in it, as a
+        # ref, a pseudonym and ids; no clinical content.
+        trail = json.loads(done[6].stdout)
+        assert trail["resourceType"] == "Bundle"
+        assert len(trail["entry"]) == 3
+        events = [e["resource"] for e in trail["entry"]]
+        assert {e["resourceType"] for e in events} == {"AuditEvent"}
+        assert all(e["recorded"] for e in events)
+        assert order["code"]["text"] not in done[6].stdout  # no clinical text in the trail
+        assert done[7].stdout.strip() == "401"
 
         verify = commands[4].rsplit(" && ", 1)[1]
         assert " verify " in verify
@@ -156,7 +166,7 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"port {port} is taken" in again.stdout
-    assert len(_commands(again.stdout.splitlines())) == 6
+    assert len(_commands(again.stdout.splitlines())) == 8
     second = re.search(r"chain ([0-9a-f]+)", again.stdout)
     assert first is not None
     assert second is not None

@@ -26,9 +26,10 @@ import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 
-from medledger.api.app import create_app
+from medledger.api.app import create_app, open_security
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.trust import load_trust_bundle
+from medledger.demo_accounts import client_token, create_accounts, user_token, write_header
 from medledger.demo_ledger import DEMO_DIR, fresh_dir
 from medledger.demo_seed import FHIR, Seeded, seed
 from medledger.demo_story import Story, build_story
@@ -59,8 +60,12 @@ class _Hub:
     """uvicorn serving the node's API from a background thread of this process."""
 
     def __init__(self, service: RecordService, sock: socket.socket) -> None:
+        self.security = open_security(service, token_ttl=3600)
         config = uvicorn.Config(
-            create_app(service), log_level="warning", access_log=False, lifespan="off"
+            create_app(service, security=self.security),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self.server = uvicorn.Server(config)
         self.port = int(sock.getsockname()[1])
@@ -80,6 +85,7 @@ class _Hub:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.security.close()  # anchors the last audit events
 
 
 def _port() -> int:
@@ -142,21 +148,37 @@ def main() -> None:
         url = hub.start()
         console.print(f"2. 服务 server: {url} (FHIR R4 at {FHIR})")
         story = build_story(SEED, PATIENTS)
-        with httpx.Client(base_url=url, timeout=60) as client:
+        accounts = create_accounts(node, list(story.institutions))
+        console.print(
+            "3. 账号 accounts: group admin, dr.member, dr.central, auditor; systems his-member "
+            "(HIS), lis-central (LIS/PACS); every change anchored (access.grant)"
+        )
+        with httpx.Client(base_url=url, timeout=60) as http:
+            sys_tokens = {c: client_token(http, c, s) for c, s in accounts.secrets.items()}
+            headers = {
+                user: write_header(DEMO_DIR / f"{user}.header", user_token(http, user, pw))
+                for user, pw in accounts.passwords.items()
+                if user != "admin"
+            }
+        with (
+            httpx.Client(base_url=url, timeout=60, headers=_auth(sys_tokens["lis-central"])) as lis,
+            httpx.Client(base_url=url, timeout=60, headers=_auth(sys_tokens["his-member"])) as his,
+        ):
+            client = lis
             t0 = time.perf_counter()
-            seeded = seed(client, story)
+            seeded = seed(lis, his, story)
             console.print(
-                f"3. 转诊与报告回传 referrals and results: {len(story.episodes)} patients, "
+                f"4. 转诊与报告回传 referrals and results: {len(story.episodes)} patients, "
                 f"{seeded.transactions} transaction Bundles over HTTP in "
                 f"{time.perf_counter() - t0:.1f}s"
             )
             console.print(
-                f'4. 报告更正 corrected {seeded.corrected} → v2 amended (If-Match W/"1"); '
+                f'5. 报告更正 corrected {seeded.corrected} → v2 amended (If-Match W/"1"); '
                 f"报告召回 recalled {seeded.recalled} → v2 entered-in-error"
             )
             _self_check(client, seeded)
             _summary(client, story)
-        _print_commands(url, story, seeded)
+        _print_commands(url, story, seeded, headers, accounts.passwords)
         if os.environ.get(EXIT_ENV) == "1":
             console.print(f"{EXIT_ENV}=1: 退出 stopping now")
             return
@@ -179,7 +201,7 @@ def _self_check(client: httpx.Client, seeded: Seeded) -> None:
     resource = _get(client, ref)
     trust = load_trust_bundle(DATA / TRUST_FILE)
     report = verify_certificate(cert, trust, payload=canonical_bytes(resource))
-    console.print(f"5. 自检 self-check: certificate of {seeded.corrected}/_history/2, offline:")
+    console.print(f"6. 自检 self-check: certificate of {seeded.corrected}/_history/2, offline:")
     for line in report.passed:
         console.print(f"     [green]✓[/] {line}")
     altered = {**resource, "conclusion": resource["conclusion"] + "。"}
@@ -197,10 +219,21 @@ def _summary(client: httpx.Client, story: Story) -> None:
     lines = [f"{inst} {name} ({ROLES.get(inst, '')})" for inst, name, _ in story.institutions]
     lines += [" · ".join(counts[i : i + 4]) for i in range(0, len(counts), 4)]
     lines.append(f"ledger 账本: {ready['tree_size']} entries in {ready['height']} blocks")
-    console.print(Panel.fit("\n".join(lines), title="机构与数据 / institutions and data"))
+    console.print(
+        Panel.fit(
+            "\n".join(lines),
+            title="机构与数据（总院 LIS 可见）/ institutions and data, as lis-central sees them",
+        )
+    )
 
 
-def _print_commands(url: str, story: Story, seeded: Seeded) -> None:
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _print_commands(
+    url: str, story: Story, seeded: Seeded, headers: dict[str, Path], passwords: dict[str, str]
+) -> None:
     ep, lk = seeded.episode, seeded.linker
     order = lk.ref(ep.orders[ep.items.index("CT")])
     patient = lk.ref(ep.patient).split("/")[1]
@@ -211,31 +244,55 @@ def _print_commands(url: str, story: Story, seeded: Seeded) -> None:
         if w.resource["resourceType"] == "Specimen"
     )["identifier"][0]
     report = f"{url}{FHIR}/{seeded.corrected}"
+    member = f"-H @{headers['dr.member']}"
+    central = f"-H @{headers['dr.central']}"
+    auditor = f"-H @{headers['auditor']}"
     cert, payload = DEMO_DIR / "cert.json", DEMO_DIR / "report.json"
     verify = f"{_medledger()} verify {cert} --payload {payload} --trust {DATA / TRUST_FILE}"
     commands = [
-        ("转诊申请单 a referral ServiceRequest (CT)", f"curl -s '{url}{FHIR}/{order}'"),
         (
-            "患者的报告 reports of that patient",
-            f"curl -s '{url}{FHIR}/DiagnosticReport?patient={patient}&_total=accurate'",
+            "成员医院医生看自己的转诊申请单 the member's doctor reads her referral (CT)",
+            f"curl -s {member} '{url}{FHIR}/{order}'",
         ),
-        ("更正的报告，两个版本 the corrected report's history", f"curl -s '{report}/_history'"),
         (
-            "按送检条码查标本 specimen by its barcode",
-            f"curl -s '{url}{FHIR}/Specimen?identifier={spec['system']}|{spec['value']}'",
+            "成员医院医生看总院回传的报告 ... and the reports the central hospital returned",
+            f"curl -s {member} '{url}{FHIR}/DiagnosticReport?patient={patient}&_total=accurate'",
+        ),
+        (
+            "更正的报告，两个版本 the corrected report's history",
+            f"curl -s {central} '{report}/_history'",
+        ),
+        (
+            "总院按送检条码查标本 the central lab finds a specimen by its barcode",
+            f"curl -s {central} '{url}{FHIR}/Specimen?identifier={spec['system']}|{spec['value']}'",
         ),
         (
             "取证书并离线验证 fetch the certificate and verify it offline",
-            f"curl -s '{report}/_history/2/$certificate' > {cert} && "
-            f"curl -s '{report}/_history/2' > {payload} && {verify}",
+            f"curl -s {central} '{report}/_history/2/$certificate' > {cert} && "
+            f"curl -s {central} '{report}/_history/2' > {payload} && {verify}",
         ),
         (
-            "在线验证 verify over HTTP (after the line above)",
+            "在线验证，无需令牌 verify over HTTP, no token needed (after the line above)",
             f'printf \'{{"certificate": %s, "payload": %s}}\' "$(cat {cert})" '
             f"\"$(cat {payload})\" | curl -s -X POST '{url}/api/v1/verify' "
             "-H 'Content-Type: application/json' --data-binary @-",
         ),
+        (
+            "审计员查看审计记录（不含临床内容）the auditor reads the audit trail, no clinical data",
+            f"curl -s {auditor} '{url}{FHIR}/AuditEvent?_count=3'",
+        ),
+        (
+            "没有令牌：401 without a token: 401",
+            f"curl -s -o /dev/null -w '%{{http_code}}\\n' '{url}{FHIR}/Patient'",
+        ),
     ]
+    console.print(Panel.fit("账号 / accounts (演示用 demo only)", style="cyan"))
+    for user, pw in passwords.items():
+        print(f"  {user:<11} {pw}")
+    print(
+        f"  令牌一小时有效 tokens last 1 h; new one: curl -s -X POST {url}/auth/token "
+        "-d grant_type=password -d username=dr.member -d password=<above>"
+    )
     console.print(Panel.fit("地址 / URLs", style="cyan"))
     print(f"  API      {url}\n  文档 docs {url}/docs\n  FHIR     {url}{FHIR}/metadata")
     console.print(Panel.fit("试一试 / try it (bash, from this directory)", style="cyan"))

@@ -31,16 +31,22 @@ class Seeded:
     episode: Episode  # the corrected report's episode
 
 
-def seed(client: httpx.Client, story: Story) -> Seeded:
-    """Post the whole story and return the ids the examples use."""
+def seed(central: httpx.Client, member: httpx.Client, story: Story) -> Seeded:
+    """Post the whole story and return the ids the examples use.
+
+    ``member`` is the member hospital's HIS (it places the referrals), ``central`` the central
+    hospital's LIS/PACS (master data, results, corrections): each request is made by the
+    system that would make it, so every record belongs to the institution that wrote it.
+    """
     linker = Linker()
-    steps = [story.master]
-    steps += [e.referral for e in story.episodes]
-    steps += [e.results for e in story.episodes]
-    for step in steps:
+    steps = [(central, story.master)]
+    steps += [(member, e.referral) for e in story.episodes]
+    steps += [(central, e.results) for e in story.episodes]
+    for client, step in steps:
         r = client.post(FHIR, json=linker.bundle(step), headers=FHIR_JSON)
         _ok(r, step.title)
         linker.learn(step, r.json())
+    client = central
     episode, ct = story.report("CT")
     _, lab = story.report("CBC", 1)
     for report, version in ((ct, corrected(ct)), (lab, recalled(lab))):

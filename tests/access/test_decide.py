@@ -115,11 +115,19 @@ def test_referral_shared_with_both_ends_not_with_third(service: RecordService) -
     for rtype, rid in (("ServiceRequest", sr.version.rid), ("DiagnosticReport", dr.version.rid)):
         with pytest.raises(PermissionDenied):
             service.read(rtype, rid, guard=guard(service, caller(X)))
-    # Sharing extends where a permission applies, never what it allows: no write by C.
+    # The performer may update the order's status (rule referral-order-status) and the
+    # order stays the requester's; the report it wrote stays its own: M may not change it.
+    service.update(
+        "ServiceRequest",
+        sr.version.rid,
+        {**order(pm, M, C), "status": "completed"},
+        guard=guard(service, caller(C)),
+    )
+    facts = service.store.facts("ServiceRequest", sr.version.rid)
+    assert facts is not None
+    assert facts.owner == M
     with pytest.raises(PermissionDenied):
-        service.update(
-            "ServiceRequest", sr.version.rid, order(pm, M, C), guard=guard(service, caller(C))
-        )
+        service.update("DiagnosticReport", dr.version.rid, report, guard=guard(service, caller(M)))
 
 
 def consent(pm: str, actor: str, **provision: Any) -> dict[str, Any]:

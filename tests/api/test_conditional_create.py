@@ -24,9 +24,9 @@ HEADERS = {
 }
 
 
-async def _fire(url: str, n: int) -> list[httpx.Response]:
+async def _fire(url: str, n: int, auth: dict[str, str]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=auth) as client:
         return await asyncio.gather(
             *[
                 client.post("/fhir/R4/Specimen", content=json.dumps(SPECIMEN), headers=HEADERS)
@@ -37,7 +37,7 @@ async def _fire(url: str, n: int) -> list[httpx.Response]:
 
 def test_parallel_identical_conditional_creates_yield_one(live: Live) -> None:
     """200 concurrent identical conditional creates: one 201, the rest 200 with the same id."""
-    responses = asyncio.run(_fire(live.url, 200))
+    responses = asyncio.run(_fire(live.url, 200, live.ids.headers()))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 1, statuses
     assert statuses.count(200) == 199, statuses
@@ -87,10 +87,10 @@ def _transaction(n: int) -> dict[str, object]:
     }
 
 
-async def _fire_transactions(url: str, n: int) -> list[httpx.Response]:
+async def _fire_transactions(url: str, n: int, auth: dict[str, str]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     plain = {"Content-Type": "application/fhir+json"}
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=auth) as client:
         return await asyncio.gather(
             *[
                 client.post("/fhir/R4", content=json.dumps(_transaction(i)), headers=plain)
@@ -104,7 +104,7 @@ def test_parallel_conditional_creates_inside_transactions_yield_one(live: Live) 
 
     Each transaction's Observation points at that one Specimen (urn:uuid resolved to the match).
     """
-    responses = asyncio.run(_fire_transactions(live.url, 200))
+    responses = asyncio.run(_fire_transactions(live.url, 200, live.ids.headers()))
     assert [r.status_code for r in responses] == [200] * 200, {r.text[:300] for r in responses}
     specimen_ids = {r.json()["entry"][0]["response"]["location"].split("/")[1] for r in responses}
     assert len(specimen_ids) == 1

@@ -11,11 +11,12 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medledger.api.app import create_app
+from medledger.api.app import create_app, open_security
 from medledger.ledger.node import LedgerNode
 from medledger.records.fhir_model import SUPPORTED_TYPES
 from medledger.records.service import RecordService
 from tests.api.conftest import _free_port
+from tests.identity import provision
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -54,11 +55,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> object:
     data: Path = tmp_path_factory.mktemp("fuzz") / "d"
     node = LedgerNode.init(data, node="hosp-central", block_max_wait_ms=1)
     service = RecordService.open(node)
+    auth = provision(node).headers("hub")
+    app = create_app(service, security=open_security(service, audit_interval=3600))
     port = _free_port()
     srv = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=port, log_level="critical", lifespan="off"
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
     )
     import threading
     import time
@@ -67,11 +68,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> object:
     t.start()
     while not srv.started:
         time.sleep(0.02)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=auth)
     yield client, node
     client.close()
     srv.should_exit = True
     t.join(10)
+    app.state.security.close()
     node.close()
 
 

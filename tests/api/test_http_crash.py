@@ -55,6 +55,7 @@ from medledger.store.engine import READ_ONLY, make_engine
 from medledger.store.schema import ledger_entries
 from medledger.store.schema_records import record_versions
 from medledger.verify.certificate import parse_certificate, verify_certificate
+from tests.identity import provision
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 
@@ -78,6 +79,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+AUTH: dict[str, str] = {}  # the Authorization header of the writers (set by the test)
+
+
 class Server:
     """``medledger serve`` as a child process on a fresh loopback port each start."""
 
@@ -89,7 +93,10 @@ class Server:
     def start(self) -> int:
         """Start and wait for /readyz; return the tree size it reports."""
         port = _free_port()
+        # Audit batches only when the test asks (none here): the tree must grow by exactly
+        # the pending versions at each restart.
         argv = [*CLI, "serve", "--data", str(self.data), "--port", str(port)]
+        argv += ["--audit-interval", "3600"]
         if self.db is not None and not self.data.exists():
             argv += ["--db", self.db]
         with open(self.log, "ab") as err:
@@ -283,7 +290,7 @@ class Workload:
         kinds = ["create", "cond_create", "obs", "put_create", "update", "delete", "bundle"]
         weights = [12, 10, 12, 5, 22, 8, 16]
         try:
-            with httpx.Client(base_url=url, timeout=20) as client:
+            with httpx.Client(base_url=url, timeout=20, headers=AUTH) as client:
                 while not stop.is_set():
                     kind = rnd.choices(kinds, weights)[0]
                     getattr(self, f"_{kind}")(client, cycle, rnd)
@@ -559,7 +566,7 @@ def verify_over_http(url: str, data: Path, work: Workload) -> dict[str, Any]:
     acks = [a for op in work.ops if op.outcome == "ack" for a in op.acks]
     limits = httpx.Limits(max_connections=8)
     with (
-        httpx.Client(base_url=url, timeout=30, limits=limits) as client,
+        httpx.Client(base_url=url, timeout=30, limits=limits, headers=AUTH) as client,
         ThreadPoolExecutor(4) as pool,
     ):
         results = list(pool.map(lambda a: _check_ack(client, trust, a), acks))
@@ -651,6 +658,10 @@ def test_kill9_over_http_never_diverges(tmp_path: Path, db_url: str | None) -> N
     seed = int(os.environ.get("CRASH_SEED", "20261122"))
     rnd = random.Random(seed)
     data = tmp_path / "data"
+    # The accounts first (as `medledger admin` would make them), then `medledger serve`.
+    node = LedgerNode.init(data, db=db_url, node="hosp-central")
+    AUTH.update(provision(node).headers("hub"))
+    node.close()
     server = Server(data, db_url, tmp_path / "server.log")
     work = Workload()
     cycles: list[dict[str, Any]] = []

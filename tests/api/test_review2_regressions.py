@@ -119,8 +119,9 @@ def test_out_of_range_inputs_are_4xx(live: Live) -> None:
     host, port = live.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         # Declare a gigabyte and send none of it: the answer must come before any buffering.
+        auth = live.ids.headers()["Authorization"].encode()
         sock.sendall(
-            b"POST /fhir/R4/Patient HTTP/1.1\r\nHost: x\r\n"
+            b"POST /fhir/R4/Patient HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n"
             b"Content-Type: application/fhir+json\r\nContent-Length: 1000000000\r\n\r\n"
         )
         reply = sock.recv(200)

@@ -55,7 +55,9 @@ def test_first_start_initialises_and_a_signal_stops_cleanly(tmp_path: Path, sig:
         headers={"Content-Type": "application/fhir+json"},
         timeout=10,
     )
-    assert created.status_code == 201
+    # No token yet (accounts come from `medledger admin`): refused, and audited.
+    assert created.status_code == 401
+    assert created.headers["www-authenticate"].startswith("Bearer")
     proc.send_signal(sig)
     assert proc.wait(20) == 0
     assert json.loads((data / "medledger.json").read_text())["node"] == "hosp-east"
@@ -64,6 +66,14 @@ def test_first_start_initialises_and_a_signal_stops_cleanly(tmp_path: Path, sig:
         [MEDLEDGER, "audit", "--data", str(data), "--records"], capture_output=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [MEDLEDGER, "audit", "access", "--data", str(data), "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    events = json.loads(listed.stdout)
+    assert [e["outcome"] for e in events] == ["4"]  # the refused request, anchored at stop
     again, _ = _start(data)  # and the same DIR serves again, without init
     again.send_signal(signal.SIGTERM)
     assert again.wait(20) == 0

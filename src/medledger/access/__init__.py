@@ -8,7 +8,12 @@
   repeated failures, as audit events;
 - ``directory`` / ``credentials``: the SQL-backed directory and the sign-in check;
 - ``institution_keys``: each institution's signing key file; ``jwk``: clients' public keys;
-- ``admin`` (with ``admin_clients``): the administration service the CLI and API call.
+- ``admin`` (with ``admin_clients``): the administration service the CLI and API call;
+- ``tokens``/``token_service``: OAuth2 tokens (``/auth/token``), bearer authentication;
+- ``caller``, ``decide``, ``sharing``, ``consent``: who is asking and what they may see
+  across institutions (roles, SMART scopes, the group sharing policy, Consent, break-glass);
+- ``audit_*``: the audit trail (an event per request, batched onto the ledger).
 
-This package may import crypto, store, ledger and errors; never api, records or cli.
+This package may import crypto, store, ledger, records and errors; never api or cli (records
+never imports access: it consults the ``records.guard.Guard`` this package implements).
 """

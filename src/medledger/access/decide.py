@@ -107,13 +107,15 @@ class CallerGuard:
             self.bases.add("break-glass")
             return
         ref = f"{rtype}/{rid}" if rid else rtype
+        if rid:
+            self.touched(ref, facts.subject)  # the audit event names what was refused
+        self.bases.add("denied")
         raise PermissionDenied(
             f"{ref} belongs to {owner}; {self.institution} may {action} it only under a group "
             "sharing rule, an active Consent of the patient, or break-glass, and none applies",
             field="resource",
             value=ref,
-            expected="a sharing rule, an active Consent, or the X-Break-Glass header "
-            "(read only)",
+            expected="a sharing rule, an active Consent, or the X-Break-Glass header (read only)",
         )
 
     def touched(self, ref: str, subject: str) -> None:

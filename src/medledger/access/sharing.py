@@ -172,6 +172,14 @@ DEFAULT_POLICY = parse_policy(
                 "actions": ["read", "search"],
             },
             {
+                # The performing institution updates the order it performs (accepted,
+                # completed); the order stays the requesting institution's record.
+                "name": "referral-order-status",
+                "resources": ["ServiceRequest"],
+                "parties": ["performer"],
+                "actions": ["write"],
+            },
+            {
                 # Directories and item dictionaries are the group's common reference data.
                 "name": "group-directories-and-dictionaries",
                 "resources": [

@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 
 def error_response(request: Request, exc: MedLedgerError) -> JSONResponse:
     """Render ``exc`` as an OperationOutcome (FHIR paths) or the native JSON envelope."""
+    headers = {"WWW-Authenticate": 'Bearer realm="medledger"'} if exc.http_status == 401 else None
     if request.url.path.startswith("/fhir/"):
-        return JSONResponse(outcome_for(exc), status_code=exc.http_status, media_type=FHIR_JSON)
-    return JSONResponse(native_error(exc), status_code=exc.http_status)
+        return JSONResponse(
+            outcome_for(exc), status_code=exc.http_status, media_type=FHIR_JSON, headers=headers
+        )
+    return JSONResponse(native_error(exc), status_code=exc.http_status, headers=headers)
 
 
 def native_error(exc: MedLedgerError) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(MedLedgerError)
     async def _ours(request: Request, exc: MedLedgerError) -> JSONResponse:
+        request.state.audit_note = exc.code  # the audit event names the error, not its text
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)

@@ -18,8 +18,14 @@ from medledger import __version__
 from medledger.api.bodies import read_body
 from medledger.api.errors import FHIR_JSON, FastJSONResponse
 from medledger.crypto.canonical import parse_json_object
-from medledger.errors import InputError, MalformedDocument, PreconditionFailed
+from medledger.errors import (
+    AuthenticationFailed,
+    InputError,
+    MalformedDocument,
+    PreconditionFailed,
+)
 from medledger.records.fhir_model import SUPPORTED_TYPES
+from medledger.records.guard import Guard
 from medledger.records.search_defs import SEARCH_PARAMS
 from medledger.records.service import RecordService, Saved
 from medledger.records.store import Loaded, Version
@@ -68,7 +74,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         from medledger.records.bundles import process_bundle
 
         body = await body_of(request)
-        result: dict[str, Any] = await _run(process_bundle, service, body)
+        result: dict[str, Any] = await _run(process_bundle, service, body, guard_of(request))
         return _fhir(result)
 
     @r.get("/metadata")
@@ -109,23 +115,25 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         if_none_exist: Annotated[str | None, Header()] = None,
     ) -> Response:
         body = await body_of(request)
-        saved = await _run(service.create, rtype, body, if_none_exist=if_none_exist)
+        saved = await _run(
+            service.create, rtype, body, if_none_exist=if_none_exist, guard=guard_of(request)
+        )
         return _saved(saved, status=201)
 
     @r.get("/{rtype}/_history")
     async def type_history(rtype: str, request: Request) -> JSONResponse:
         _known(rtype)
         params = list(request.query_params.multi_items())
-        page = await _read(service.type_history, rtype, params)
+        page = await _read(partial(service.type_history, guard=guard_of(request)), rtype, params)
         base = str(request.base_url).rstrip("/") + BASE
-        links = _links(f"{base}/{rtype}/_history", params, page.next_token)
+        links = page_links(f"{base}/{rtype}/_history", params, page.next_token)
         entries = [_history_entry(base, v, body) for v, body in page.versions]
         return _fhir({"resourceType": "Bundle", "type": "history", "link": links, "entry": entries})
 
     @r.get("/{rtype}/{rid}")
-    async def read(rtype: str, rid: str) -> Response:
+    async def read(rtype: str, rid: str, request: Request) -> Response:
         _known(rtype)
-        return _loaded(await _read(service.read, rtype, rid))
+        return _loaded(await _read(partial(service.read, guard=guard_of(request)), rtype, rid))
 
     @r.put("/{rtype}/{rid}")
     async def update(
@@ -135,15 +143,19 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         if_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         body = await body_of(request)
-        saved = await _run(service.update, rtype, rid, body, if_match=_etag(if_match))
+        saved = await _run(
+            service.update, rtype, rid, body, if_match=_etag(if_match), guard=guard_of(request)
+        )
         return _saved(saved, status=201 if saved.version.vid == 1 else 200)
 
     @r.delete("/{rtype}/{rid}")
     async def remove(
-        rtype: str, rid: str, if_match: Annotated[str | None, Header()] = None
+        rtype: str, rid: str, request: Request, if_match: Annotated[str | None, Header()] = None
     ) -> Response:
         _known(rtype)
-        saved = await _run(service.delete, rtype, rid, if_match=_etag(if_match))
+        saved = await _run(
+            service.delete, rtype, rid, if_match=_etag(if_match), guard=guard_of(request)
+        )
         headers = {"ETag": f'W/"{saved.version.vid}"'}
         if saved.ledger_index is not None:
             headers["X-Ledger-Index"] = str(saved.ledger_index)
@@ -153,13 +165,16 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
     async def history(rtype: str, rid: str, request: Request) -> JSONResponse:
         _known(rtype)
         base = str(request.base_url).rstrip("/") + BASE
+        guard = guard_of(request)
 
         def entries() -> list[dict[str, Any]]:
             return [
                 _history_entry(
-                    base, v, None if v.deleted else service.read(rtype, rid, v.vid).resource
+                    base,
+                    v,
+                    None if v.deleted else service.store.load(rtype, rid, v.vid).resource,
                 )
-                for v in service.history(rtype, rid)
+                for v in service.history(rtype, rid, guard=guard)
             ]
 
         found = await _read(entries)
@@ -168,14 +183,16 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         )
 
     @r.get("/{rtype}/{rid}/_history/{vid}")
-    async def vread(rtype: str, rid: str, vid: int) -> Response:
+    async def vread(rtype: str, rid: str, vid: int, request: Request) -> Response:
         _known(rtype)
-        return _loaded(await _read(service.read, rtype, rid, vid))
+        guard = guard_of(request)
+        return _loaded(await _read(partial(service.read, guard=guard), rtype, rid, vid))
 
     @r.get("/{rtype}/{rid}/_history/{vid}/$certificate")
-    async def certificate(rtype: str, rid: str, vid: int) -> JSONResponse:
+    async def certificate(rtype: str, rid: str, vid: int, request: Request) -> JSONResponse:
         _known(rtype)
-        return JSONResponse(await _read(service.certificate, rtype, rid, vid))
+        guard = guard_of(request)
+        return JSONResponse(await _read(partial(service.certificate, guard=guard), rtype, rid, vid))
 
     return r
 
@@ -183,9 +200,9 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
 def _searchset(
     service: RecordService, rtype: str, params: list[tuple[str, str]], request: Request
 ) -> JSONResponse:
-    page = service.search(rtype, params)
+    page = service.search(rtype, params, guard=guard_of(request))
     base = str(request.base_url).rstrip("/") + BASE
-    links = _links(f"{base}/{rtype}", params, page.next_token)
+    links = page_links(f"{base}/{rtype}", params, page.next_token)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
     if page.total is not None:
         bundle["total"] = page.total
@@ -196,7 +213,19 @@ def _searchset(
     return _fhir(bundle)
 
 
-def _links(url: str, params: list[tuple[str, str]], next_token: str | None) -> list[Any]:
+def guard_of(request: Request) -> Guard:
+    """The request's guard (set by ``api.security``); fail closed if there is none."""
+    guard: Guard | None = getattr(request.state, "guard", None)
+    if guard is None:
+        raise AuthenticationFailed(
+            "this endpoint needs an access token",
+            field="Authorization",
+            expected="Authorization: Bearer <token>",
+        )
+    return guard
+
+
+def page_links(url: str, params: list[tuple[str, str]], next_token: str | None) -> list[Any]:
     """A paged Bundle's ``self`` link and, when there is more, its ``next`` link."""
     links = [{"relation": "self", "url": f"{url}?{urlencode(params)}"}]
     if next_token is not None:

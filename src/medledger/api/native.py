@@ -12,6 +12,11 @@ from medledger.api.schemas import ErrorResponse, VerdictInvalid, VerdictValid, v
 from medledger.crypto.canonical import canonical_bytes, parse_json_object
 from medledger.crypto.trust import TrustBundle
 from medledger.errors import InputError, MalformedDocument, VerificationFailed
+from medledger.verify.audit import (
+    AUDIT_CERT_FORMAT,
+    parse_audit_certificate,
+    verify_audit_certificate,
+)
 from medledger.verify.certificate import parse_certificate, verify_certificate
 
 JSON = "application/json"
@@ -61,10 +66,13 @@ def router(trust: TrustBundle, *, max_body: int) -> APIRouter:
     async def verify(request: Request) -> JSONResponse:
         """Verify a certificate (and optionally its payload) and return a readable verdict.
 
+        ``certificate`` may also be an audit-event certificate (``medledger-audit-cert/1``),
+        without a payload; ``leaf_index`` then names its batch's ledger entry.
+
         Body: ``{"certificate": {...}, "payload": <the resource as JSON, or a string>}``. A
         well-formed certificate always gets 200 with ``valid`` true or false and the failed
-        check; a malformed request gets 400. Verification reads nothing from and writes nothing
-        to the ledger: it uses only this node's trust bundle.
+        check; a malformed request gets 400. Verification reads nothing from the ledger: it
+        uses only this node's trust bundle. Like every request, it leaves an audit event.
         """
         body = parse_json_object(
             await read_body(request, max_body, (JSON,)), field="body", error=MalformedDocument
@@ -76,10 +84,25 @@ def router(trust: TrustBundle, *, max_body: int) -> APIRouter:
                 field=extra[0] if extra else "certificate",
                 expected='{"certificate": {...}, "payload": ...}',
             )
-        cert = parse_certificate(body["certificate"])
+        raw = body["certificate"]
+        audit = None
+        if isinstance(raw, dict) and raw.get("format") == AUDIT_CERT_FORMAT:
+            if "payload" in body:
+                raise MalformedDocument(
+                    "an audit certificate certifies no payload",
+                    field="payload",
+                    expected='{"certificate": {...}} alone',
+                )
+            audit = parse_audit_certificate(raw)
+            cert = parse_certificate(audit.ledger)
+        else:
+            cert = parse_certificate(raw)
         payload = _payload(body.get("payload"))
         try:
-            report = verify_certificate(cert, trust, payload=payload)
+            if audit is not None:
+                report = verify_audit_certificate(audit, trust)
+            else:
+                report = verify_certificate(cert, trust, payload=payload)
         except VerificationFailed as exc:
             return JSONResponse({"valid": False, "check": exc.check, "message": exc.message})
         return JSONResponse(

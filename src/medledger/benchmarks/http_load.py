@@ -93,6 +93,7 @@ async def run_load(
     rate: float | None,
     on_done: Done | None = None,
     warm: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Drive ``base_url`` for ``seconds`` over ``connections`` connections; see module doc."""
     result = LoadResult()
@@ -104,6 +105,7 @@ async def run_load(
             connector=aiohttp.TCPConnector(limit=1, force_close=False, keepalive_timeout=300),
             timeout=timeout,
             skip_auto_headers=("User-Agent",),
+            headers=headers,
         )
         for _ in range(connections)
     ]

@@ -74,8 +74,19 @@ def api(
         bool, typer.Option(help="Also run the closed-loop saturation phase.")
     ] = True,
     peer: Annotated[bool, typer.Option(help="Run the FastAPI+dict peer on the same load.")] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MEDLEDGER_TOKEN",
+            help="Access token for --url (an integration client's); a started server gets "
+            "its own benchmark account.",
+        ),
+    ] = None,
 ) -> None:
-    """Mixed FHIR workload over real HTTP: req/s, p50/p95/p99, errors, bundle ingest; peer ratio."""
+    """Mixed FHIR workload over real HTTP: req/s, p50/p95/p99, errors, bundle ingest; peer ratio.
+
+    Every request carries a bearer token and leaves an audit event, as in production; the
+    peer has neither."""
     from medledger.benchmarks import api as api_bench
 
     def progress(stage: str) -> None:
@@ -91,6 +102,7 @@ def api(
         bundle_concurrency=bundle_concurrency,
         saturate=saturate,
         peer=peer,
+        token=token,
         progress=progress,
     )
     print_json(result)

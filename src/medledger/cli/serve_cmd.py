@@ -53,8 +53,20 @@ def serve(
             "in front keeps it, so it never sends on a connection we just closed).",
         ),
     ] = 75,
+    audit_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Seconds between audit batches: each request's audit event is durable before "
+            "the answer, and anchored on the ledger (an audit.batch entry) within this time.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve FHIR R4 over HTTP(S): records encrypted at rest, every version on the ledger.
+
+    Every endpoint but /fhir/R4/metadata, /healthz, /readyz, POST /api/v1/verify and the
+    OAuth endpoints (/auth/token, /auth/revoke, /.well-known/*) needs a bearer token from
+    POST /auth/token; every request is audited (docs/security.md).
 
     On first start in an empty DIR, creates the ledger (as `medledger init` would) and the
     records' master key and group secret (mode 0600). Stop with Ctrl-C: acknowledged writes are
@@ -62,7 +74,7 @@ def serve(
     """
     import uvicorn
 
-    from medledger.api.app import create_app
+    from medledger.api.app import create_app, open_security
     from medledger.ledger.config import CONFIG_FILE, db_url, read_config
     from medledger.ledger.node import LedgerNode
     from medledger.records.service import RecordService
@@ -98,17 +110,21 @@ def serve(
             f"{loaded:,} tree nodes in memory)",
             markup=False,
         )
-        uvicorn.run(
-            create_app(service, max_body=max_body),
-            host=host,
-            port=port,
-            log_level="warning",
-            loop="auto",
-            http="auto",
-            timeout_keep_alive=keep_alive,
-            ssl_certfile=str(tls_cert) if tls_cert else None,
-            ssl_keyfile=str(tls_key) if tls_key else None,
-        )
+        security = open_security(service, audit_interval=audit_interval)
+        try:
+            uvicorn.run(
+                create_app(service, max_body=max_body, security=security),
+                host=host,
+                port=port,
+                log_level="warning",
+                loop="auto",
+                http="auto",
+                timeout_keep_alive=keep_alive,
+                ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None,
+            )
+        finally:
+            security.close()  # anchors the last audit events before the node closes
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from medledger.errors import InputError, MedLedgerError, NotFound, ResourceInvalid, WriteConflict
 from medledger.records.fhir_model import outcome_for, validate_resource
 from medledger.records.guard import DELETE, WRITE, Guard
+from medledger.records.parties import REQUESTER
 from medledger.records.service import RecordService, Saved
 
 MAX_ENTRIES = 1000
@@ -193,7 +194,9 @@ def _items(
             continue
         resolved[e.index] = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
         if e.rtype == "ServiceRequest" and e.rid is not None:
-            local_orders[e.rid] = service.indexer.parties(e.rtype, resolved[e.index])
+            parties = service.indexer.parties(e.rtype, resolved[e.index])
+            owner = g.institution if e.method == "POST" else _owner(service, e, g)
+            local_orders[e.rid] = parties | {(REQUESTER, owner)}
     items: list[dict[str, Any]] = []
     for e in entries:
         if e.index in existing:
@@ -235,6 +238,12 @@ def _items(
             }
         )
     return items
+
+
+def _owner(service: RecordService, e: _Entry, g: Guard) -> str:
+    assert e.rid is not None
+    facts = service.store.facts(e.rtype, e.rid)
+    return facts.owner if facts is not None else g.institution
 
 
 def _batch_entry(service: RecordService, g: Guard, i: int, raw: Any) -> dict[str, Any]:

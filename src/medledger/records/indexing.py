@@ -15,6 +15,7 @@ from medledger.records.blind import BlindIndex, GroupSecret, pseudonym
 from medledger.records.parties import (
     CONSENT_ACTOR,
     PARTY_PARAM,
+    REQUESTER,
     based_on_orders,
     extract_parties,
 )
@@ -75,14 +76,18 @@ class Indexer:
     ) -> Parties:
         """The (role, institution) pairs of ``resource``, with those of its orders.
 
-        ``local`` holds the parties of orders written in the same transaction (by id).
+        ``local`` holds the parties of orders written in the same transaction (by id). The
+        owner of an order counts as its ``requester``.
         """
         found = set(extract_parties(rtype, resource))
         for order in based_on_orders(rtype, resource):
             inherited = (local or {}).get(order)
             if inherited is None:
                 facts = self._facts("ServiceRequest", order)
-                inherited = facts.parties if facts is not None else frozenset()
+                # The institution that placed the order requested what answers it.
+                inherited = (
+                    facts.parties | {(REQUESTER, facts.owner)} if facts is not None else frozenset()
+                )
             found |= {p for p in inherited if p[0] != CONSENT_ACTOR}
         return frozenset(found)
 

@@ -30,12 +30,14 @@ __all__ = [
     "INSTITUTION_SYSTEM",
     "PARTY_PARAM",
     "PARTY_ROLES",
+    "REQUESTER",
     "based_on_orders",
     "extract_parties",
 ]
 
 PARTY_PARAM = "_party"
 INSTITUTION_SYSTEM = "urn:medledger:institution"
+REQUESTER = "requester"
 CONSENT_ACTOR = "consent-actor"
 """The party role of an institution a Consent grants access to (not used by sharing rules)."""
 
