@@ -7,7 +7,6 @@ beside the ledger's files, ``master.key`` (wraps every patient data key) and ``g
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -25,7 +24,6 @@ from medledger.records.blind import (
     GroupSecret,
     generate_group_secret,
     load_group_secret,
-    pseudonym,
 )
 from medledger.records.fhir_model import validate_resource
 from medledger.records.guard import DELETE, READ, SEARCH, WRITE, Guard, SystemGuard
@@ -130,38 +128,10 @@ class RecordService:
     def rotate_master(
         self, progress: Progress | None = None, *, batch: int = 500
     ) -> tuple[str, str, int]:
-        """Re-wrap every patient data key under a new master key; payloads are untouched.
+        """Re-wrap every data key under a new master key (``records.lifecycle``)."""
+        from medledger.records.lifecycle import rotate_master
 
-        The new key is staged as ``master.key.next`` first, so an interrupted rotation (even
-        kill -9) resumes on the next run while reads keep working with both keys. When it is
-        done, the old key file is kept as ``master.key.retired-<kid>`` (backups still need it)
-        and a ``key.rotate`` entry goes on the ledger. Returns (old kid, new kid, re-wrapped).
-        """
-        self.ledger.acquire_writer()  # never rotate under a running server's feet
-        data = self.ledger.data_dir
-        next_path = data / NEXT_MASTER_FILE
-        new = (
-            load_master_key(next_path)
-            if next_path.exists()
-            else generate_master_key(next_path, self.suite)
-        )
-        old = self.master
-        count = self.keyring.rotate(new, batch=batch, progress=progress)
-        os.replace(data / MASTER_FILE, data / f"{MASTER_FILE}.retired-{old.kid}")
-        os.replace(next_path, data / MASTER_FILE)
-        self.master = new
-        self.ledger.append(
-            [
-                {
-                    "v": 1,
-                    "type": "key.rotate",
-                    "inst": self.institution,
-                    "ts": _now(),
-                    "meta": {"from": old.kid, "to": new.kid, "rewrapped": count},
-                }
-            ]
-        )
-        return old.kid, new.kid, count
+        return rotate_master(self, progress, batch=batch)
 
     def erase_patient(
         self,
@@ -171,58 +141,10 @@ class RecordService:
         force: bool = False,
         retention_years: int = RETENTION_YEARS,
     ) -> tuple[str, int]:
-        """Crypto-shred a patient: destroy their data key so every version becomes unreadable.
+        """Crypto-shred a patient (``records.lifecycle``)."""
+        from medledger.records.lifecycle import erase_patient
 
-        Refused while the patient's records are younger than the retention floor unless
-        ``force`` is given. The erasure (forced or not) is a ``record.erase`` ledger entry that
-        carries the pseudonym and a hash of the reason, never the reason itself. Returns the
-        erasure time and the entry's ledger index.
-        """
-        _check_id(patient_id)
-        self.ledger.acquire_writer()
-        if not reason.strip():
-            raise InputError(
-                "an erasure needs a reason",
-                field="reason",
-                value=reason,
-                expected="an administrative reference, e.g. a ticket number",
-            )
-        subject = pseudonym(self.group, self.institution, f"Patient/{patient_id}", self.suite)
-        last = self.store.last_update(subject)
-        if last is None:
-            raise NotFound(
-                f"no records of Patient/{patient_id} on this node",
-                field="patient",
-                value=patient_id,
-            )
-        floor = _years_after(last, retention_years)
-        if not force and _now() < floor:
-            raise StateError(
-                f"Patient/{patient_id} was last updated {last}; the {retention_years}-year "
-                f"retention floor allows erasure from {floor}. Use --force with a reason to "
-                "erase earlier (the override is recorded on the ledger).",
-                field="patient",
-                value=patient_id,
-            )
-        when = self.keyring.shred(subject, reason)
-        self.store.drop_search_rows(subject)
-        receipt = self.ledger.append(
-            [
-                {
-                    "v": 1,
-                    "type": "record.erase",
-                    "inst": self.institution,
-                    "ts": when,
-                    "subject": subject,
-                    "meta": {
-                        "forced": force,
-                        "retention_floor": floor,
-                        "reason_hash": self.suite.hash(reason.encode()).hex(),
-                    },
-                }
-            ]
-        )[0]
-        return when, receipt.index
+        return erase_patient(self, patient_id, reason, force=force, retention_years=retention_years)
 
     # -- writes ------------------------------------------------------------------------------
 
