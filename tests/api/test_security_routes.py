@@ -20,7 +20,7 @@ from medledger.api.security import PUBLIC
 from medledger.ledger.node import LedgerNode
 from medledger.records.service import RecordService
 from tests.api.conftest import Live, _free_port
-from tests.identity import provision
+from tests.identity import PASSWORD, provision
 
 DOCUMENTED_PUBLIC = {
     ("GET", "/fhir/R4/metadata"),
@@ -142,3 +142,46 @@ def test_tls_serves_https_when_configured(tmp_path: Path) -> None:
         thread.join(10)
         security.close()
         node.close()
+
+
+def test_sign_in_revoke_and_break_glass_reason_are_audited(live: Live) -> None:
+    """A password sign-in is tied to the account, /auth/revoke answers 200 (not 503), and a
+    Chinese break-glass reason is kept readable."""
+    with httpx.Client(base_url=live.url, timeout=30) as anonymous:
+        r = anonymous.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "dr-member", "password": PASSWORD},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        bad = anonymous.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "dr-member", "password": "wrong-" * 3},
+        )
+        assert bad.status_code in (400, 401)
+        revoked = anonymous.post("/auth/revoke", data={"token": token})
+        assert revoked.status_code == 200, revoked.text
+        assert (
+            anonymous.get(
+                "/fhir/R4/Patient", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 401
+        )
+        reason = "急诊抢救，患者昏迷"
+        bg = anonymous.get(
+            "/fhir/R4/Observation",
+            headers={
+                **live.ids.headers("dr-other"),
+                "X-Break-Glass": reason.encode(),
+            },
+        )
+        assert bg.status_code == 200, bg.text
+    trail = live.app.state.security.trail
+    trail.flush()
+    events, _, _ = trail.search([("agent", "dr-member"), ("_count", "50")])
+    texts = [e.get("outcomeDesc", "") for e in events]
+    assert any("sign-in (password) succeeded" in t for t in texts), texts
+    assert any("sign-in (password) failed" in t for t in texts), texts
+    flagged, _, _ = trail.search([("break_glass", "true")])
+    assert len(flagged) == 1
+    assert reason in str(flagged[0])

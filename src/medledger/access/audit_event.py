@@ -302,13 +302,15 @@ def access_record(event: Mapping[str, Any]) -> AuditRecord:
     name = event.get("event")
     if name in ("auth.lockout", "auth.unlock"):
         return _auth_record(event, str(name))
+    if name in ("auth.token", "auth.revoke"):
+        return _sign_in_record(event, str(name))
     if isinstance(name, str) and name.startswith("access."):
         return _admin_record(event, name)
     raise InputError(
         "not a lockout or admin event",
         field="event",
         value=str(name)[:40],
-        expected="auth.lockout, auth.unlock or access.*",
+        expected="auth.lockout, auth.unlock, auth.token, auth.revoke or access.*",
     )
 
 
@@ -352,6 +354,25 @@ def _auth_record(event: Mapping[str, Any], name: str) -> AuditRecord:
         who = Caller(kind=kind, principal=principal, institution="")
         text = "account lock expired"
     return AuditRecord(who, "login", "E", 200, text, entities=(target,))
+
+
+def _sign_in_record(event: Mapping[str, Any], name: str) -> AuditRecord:
+    """A sign-in (``auth.token``) or sign-out (``auth.revoke``), tied to the account."""
+    kind = _kind(event.get("principal_kind"))
+    principal = str(event.get("principal"))
+    failed = event.get("outcome") == "failure"
+    grant = str(event.get("grant_type") or "")
+    grant = grant if grant.replace("_", "").isalpha() else "other"
+    verb = "sign-in" if name == "auth.token" else "token revocation"
+    text = f"{verb} ({grant}) {'failed' if failed else 'succeeded'}" if grant else verb
+    return AuditRecord(
+        Caller(kind=kind, principal=principal, institution=""),
+        "login",
+        "E",
+        401 if failed else 200,
+        text,
+        entities=(f"{kind.value}/{principal}",),
+    )
 
 
 def _admin_record(event: Mapping[str, Any], name: str) -> AuditRecord:

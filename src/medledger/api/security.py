@@ -78,7 +78,7 @@ _INTERACTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/fhir/R4/{rtype}/{rid}/_history/{vid}"): ("vread", "R"),
     ("GET", "/fhir/R4/{rtype}/{rid}/_history/{vid}/$certificate"): ("certificate", "R"),
     ("POST", "/api/v1/verify"): ("verify", "E"),
-    ("POST", "/auth/token"): ("login", "E"),
+    ("POST", "/auth/token"): ("token", "E"),
     # "token": an interaction audit_event accepts (it has no "logout"; an unknown code made
     # every revocation a 503 after the token was already revoked).
     ("POST", "/auth/revoke"): ("token", "E"),
@@ -166,6 +166,8 @@ class SecurityMiddleware:
                 expected=", ".join(sorted(PURPOSES)),
             )
         reason = headers.get("x-break-glass")
+        if reason is not None:  # HTTP headers are bytes: a Chinese reason arrives as UTF-8
+            reason = reason.encode("latin-1").decode("utf-8", errors="replace")
         if reason is not None and not _REASON.fullmatch(reason):
             raise InputError(
                 "break-glass needs a stated reason of 4 to 200 printable characters",
@@ -217,19 +219,29 @@ class _Audit:
         guard: CallerGuard | None = state.get("guard")
         note = state.get("audit_note") or (self.error.code if self.error else "")
         bases = sorted(guard.bases) if guard is not None else []
-        description = "; ".join(x for x in (note, ",".join(bases)) if x)
+        more = ""
+        if guard is not None and guard.touched_count > len(guard.refs):
+            more = f"{guard.touched_count} resources, the first {len(guard.refs)} listed"
+        description = "; ".join(x for x in (note, ",".join(bases), more) if x)
         query = _query_names(scope)
-        rec = AuditRecord(
-            caller=self.caller,
-            interaction=interaction,
-            action=action,
-            status=self.status,
-            description=description[:200],
-            entities=tuple(guard.refs) if guard is not None else (),
-            patients=tuple(sorted(guard.patients)) if guard is not None else (),
-            query=query,
-            path=template or "(no route)",
-        )
+        fields: dict[str, Any] = {
+            "caller": self.caller,
+            "interaction": interaction,
+            "action": action,
+            "status": self.status,
+            "description": description[:200],
+            "entities": tuple(guard.refs) if guard is not None else (),
+            "patients": tuple(sorted(guard.patients)) if guard is not None else (),
+            "query": query,
+            "path": template or "(no route)",
+        }
+        try:
+            rec = AuditRecord(**fields)
+        except InputError:
+            # The PHI guard refused a part (e.g. a resource id shaped like an ID card number):
+            # record the request without it rather than answer without an audit event.
+            fields.update(entities=(), description="entities withheld: not storable in the trail")
+            rec = AuditRecord(**fields)
         await self.trail.record_async(rec)
 
 
