@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio.to_thread
@@ -127,7 +128,7 @@ class SecurityMiddleware:
         audit = _Audit(scope, self.trail, send)
         try:
             if (method, path) not in PUBLIC:
-                caller = await self._authenticate(scope)
+                caller = await self._authenticate(scope, audit)
                 state["caller"] = caller
                 state["guard"] = CallerGuard(caller, self.policy, self.consents)
                 audit.caller = caller
@@ -147,7 +148,9 @@ class SecurityMiddleware:
                 await audit.record()
             raise
 
-    async def _authenticate(self, scope: Scope) -> Caller:
+    async def _authenticate(self, scope: Scope, audit: _Audit) -> Caller:
+        """Verify the token first (so a refused header is audited under its caller), then
+        the purpose-of-use and break-glass headers."""
         headers = _headers(scope)
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
@@ -157,6 +160,15 @@ class SecurityMiddleware:
                 field="Authorization",
                 expected="Authorization: Bearer <token from POST /auth/token>",
             )
+        client = scope.get("client")
+        address = client[0] if client else None
+        check = self.tokens.authenticate_bearer
+        kwargs = {"address": address, "purpose": PURPOSE_TREAT, "break_glass": None}
+        if self.inline:
+            caller = check(token.strip(), **kwargs)
+        else:
+            caller = await anyio.to_thread.run_sync(lambda: check(token.strip(), **kwargs))
+        audit.caller = caller  # from here on, a refusal is audited under the caller
         purpose = headers.get("x-purpose-of-use", PURPOSE_TREAT)
         if purpose not in PURPOSES:
             raise InputError(
@@ -174,13 +186,8 @@ class SecurityMiddleware:
                 field="X-Break-Glass",
                 expected="e.g. X-Break-Glass: emergency, patient unconscious in ED",
             )
-        client = scope.get("client")
-        address = client[0] if client else None
-        check = self.tokens.authenticate_bearer
-        kwargs = {"address": address, "purpose": purpose, "break_glass": reason}
-        if self.inline:
-            return check(token.strip(), **kwargs)
-        caller: Caller = await anyio.to_thread.run_sync(lambda: check(token.strip(), **kwargs))
+        caller = replace(caller, purpose=purpose, break_glass=reason)
+        audit.caller = caller
         return caller
 
 

@@ -22,15 +22,18 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from medledger.errors import (
+    AuthenticationFailed,
     EntryTooLarge,
     Gone,
     InputError,
     MedLedgerError,
     NotFound,
+    PermissionDenied,
     PreconditionFailed,
     ResourceInvalid,
     StateError,
     StorageError,
+    TokenInvalid,
     UnknownResourceType,
     VerificationFailed,
 )
@@ -80,6 +83,9 @@ _ISSUE_CODES: dict[type[MedLedgerError], str] = {
     InputError: "invalid",
     VerificationFailed: "invalid",
     StorageError: "transient",
+    PermissionDenied: "forbidden",
+    AuthenticationFailed: "login",
+    TokenInvalid: "login",
 }
 
 _STRUCTURE_TYPES = frozenset(
