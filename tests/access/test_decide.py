@@ -73,7 +73,8 @@ def patient(service: RecordService, inst: str) -> str:
     return f"Patient/{saved.version.rid}"
 
 
-def test_own_records_readable_others_refused_with_reason(service: RecordService) -> None:
+def member_observation(service: RecordService) -> tuple[str, dict[str, Any], str]:
+    """A patient of MEMBER and one Observation of theirs: (patient ref, body, id)."""
     pm = patient(service, M)
     obs = {
         "resourceType": "Observation",
@@ -82,6 +83,11 @@ def test_own_records_readable_others_refused_with_reason(service: RecordService)
         "subject": {"reference": pm},
     }
     rid = service.create("Observation", obs, guard=guard(service, caller(M))).version.rid
+    return pm, obs, rid
+
+
+def test_own_records_readable_others_refused_with_reason(service: RecordService) -> None:
+    _pm, _obs, rid = member_observation(service)
     assert service.read("Observation", rid, guard=guard(service, caller(M))).resource["id"] == rid
     with pytest.raises(PermissionDenied) as err:
         service.read("Observation", rid, guard=guard(service, caller(C)))
@@ -146,14 +152,7 @@ def consent(pm: str, actor: str, **provision: Any) -> dict[str, Any]:
 
 
 def test_consent_admits_actor_for_purpose_and_period(service: RecordService) -> None:
-    pm = patient(service, M)
-    obs = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "Hb"},
-        "subject": {"reference": pm},
-    }
-    rid = service.create("Observation", obs, guard=guard(service, caller(M))).version.rid
+    pm, _obs, rid = member_observation(service)
     with pytest.raises(PermissionDenied):
         service.read("Observation", rid, guard=guard(service, caller(X)))
     body = consent(
@@ -174,14 +173,7 @@ def test_consent_admits_actor_for_purpose_and_period(service: RecordService) -> 
 
 
 def test_consent_expired_or_by_non_owner_does_not_admit(service: RecordService) -> None:
-    pm = patient(service, M)
-    obs = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "Hb"},
-        "subject": {"reference": pm},
-    }
-    rid = service.create("Observation", obs, guard=guard(service, caller(M))).version.rid
+    pm, _obs, rid = member_observation(service)
     service.create(
         "Consent", consent(pm, X, period={"end": "2001-01-01"}), guard=guard(service, caller(M))
     )
@@ -194,14 +186,7 @@ def test_consent_expired_or_by_non_owner_does_not_admit(service: RecordService) 
 
 
 def test_break_glass_reads_but_never_writes(service: RecordService) -> None:
-    pm = patient(service, M)
-    obs = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "Hb"},
-        "subject": {"reference": pm},
-    }
-    rid = service.create("Observation", obs, guard=guard(service, caller(M))).version.rid
+    _pm, obs, rid = member_observation(service)
     g = guard(service, caller(X, break_glass="patient unconscious in ED"))
     service.read("Observation", rid, guard=g)
     assert g.bases == {"break-glass"}

@@ -8,7 +8,7 @@ only this object, never the token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from medledger.access.model import Permission, PrincipalKind
 from medledger.access.scopes import Scope
@@ -42,7 +42,7 @@ class Caller:
     client_id: str | None = None
     address: str | None = None
     purpose: str = PURPOSE_TREAT
-    break_glass: str | None = field(default=None)
+    break_glass: str | None = None
 
     @property
     def authenticated(self) -> bool:

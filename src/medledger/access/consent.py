@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from medledger.errors import Gone
-from medledger.records.parties import CONSENT_ACTOR
+from medledger.records.parties import CONSENT_ACTOR, extract_parties
 from medledger.records.service import RecordService
 
 __all__ = ["ConsentIndex", "consent_admits"]
@@ -50,14 +50,12 @@ def consent_admits(
 ) -> tuple[bool, datetime | None]:
     """Whether ``consent`` admits ``institution`` for ``purpose`` at ``now``, and the next
     instant at which that answer may change (a period boundary), if any."""
-    from medledger.records.parties import extract_parties
-
     if consent.get("status") != "active":
         return False, None
     provision = consent.get("provision") or {}
     if not isinstance(provision, dict) or provision.get("type", "permit") != "permit":
         return False, None
-    if ("consent-actor", institution) not in extract_parties("Consent", consent):
+    if (CONSENT_ACTOR, institution) not in extract_parties("Consent", consent):
         return False, None
     purposes = provision.get("purpose") or []
     codes = {p.get("code") for p in purposes if isinstance(p, dict)}

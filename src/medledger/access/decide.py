@@ -92,14 +92,11 @@ class CallerGuard:
         if not allows(held, act, rtype, self.institution):
             raise self._no_role(action, rtype, owner)
         assert facts is not None  # a new record is owned by the caller's institution
-        vis = Visibility(
-            member=self.institution,
-            shared=self.policy.shared(act, rtype),
-            consented=self.consents.admitted(self.institution, self.caller.purpose)
-            if action == READ
-            else frozenset(),
-        )
+        vis = Visibility(member=self.institution, shared=self.policy.shared(act, rtype))
         basis = vis.basis(facts)
+        if basis is None and action == READ:  # Consents are looked up only when needed
+            consented = self.consents.admitted(self.institution, self.caller.purpose)
+            basis = Visibility(consented=consented).basis(facts)
         if basis is not None:
             self.bases.add(basis)
             return

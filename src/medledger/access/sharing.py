@@ -15,7 +15,6 @@ permission applies, never *what* it allows.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from medledger.access.model import Action
-from medledger.crypto.canonical import canonical_bytes
 from medledger.errors import InputError
 from medledger.records.fhir_model import SUPPORTED_TYPES
 from medledger.records.parties import CONSENT_ACTOR, PARTY_ROLES
@@ -76,11 +74,6 @@ class SharingPolicy:
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, "rules": [r.to_json() for r in self.rules]}
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the canonical policy: anchored on the ledger when it changes."""
-        return hashlib.sha256(canonical_bytes(self.to_json())).hexdigest()
 
 
 def _strings(

@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from medledger import __version__
-from medledger.access.admin import AccessAdmin
 from medledger.access.audit_trail import AuditTrail
 from medledger.access.consent import ConsentIndex
 from medledger.access.sharing import SharingPolicy, load_policy
@@ -78,11 +77,7 @@ def create_app(
     app.include_router(audit_routes.router(sec.trail))
     app.include_router(fhir.router(service, max_body=max_body))
     app.include_router(native.router(service.ledger.trust, max_body=max_body))
-    node = service.ledger
-    access_admin = AccessAdmin(
-        sec.tokens.directory, sec.tokens.credentials, node.data_dir, node.suite
-    )
-    app.include_router(admin.router(access_admin, node, max_body=max_body))
+    app.include_router(admin.router(sec.tokens.admin(), service.ledger, max_body=max_body))
     app.add_middleware(
         SecurityMiddleware,
         tokens=sec.tokens,

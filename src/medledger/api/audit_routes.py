@@ -20,9 +20,9 @@ from medledger.access.scopes import allows as scope_allows
 from medledger.api.errors import FHIR_JSON, FastJSONResponse
 from medledger.api.fhir import page_links
 from medledger.errors import AuthenticationFailed, NotFound, PermissionDenied
+from medledger.records.parties import INSTITUTION_SYSTEM
 
 BASE = "/fhir/R4/AuditEvent"
-INSTITUTION_SYSTEM = "urn:medledger:institution"
 
 
 def audited_institutions(caller: Caller) -> frozenset[str] | None:

@@ -33,6 +33,7 @@ from medledger.access.consent import ConsentIndex
 from medledger.access.decide import CallerGuard
 from medledger.access.sharing import SharingPolicy
 from medledger.access.token_service import TokenService
+from medledger.api.errors import native_error
 from medledger.errors import AuthenticationFailed, InputError, MedLedgerError
 from medledger.records.fhir_model import outcome_for
 
@@ -274,7 +275,7 @@ async def _send_error(
     scope: Scope, exc: MedLedgerError, send: Callable[[Message], Awaitable[None]]
 ) -> None:
     fhir = scope["path"].startswith("/fhir/")
-    body: Any = outcome_for(exc) if fhir else {"error": exc.to_dict()}
+    body: Any = outcome_for(exc) if fhir else native_error(exc)
     headers = [(b"content-type", b"application/fhir+json" if fhir else b"application/json")]
     if exc.http_status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="medledger"'))

@@ -187,34 +187,37 @@ def _items(
 ) -> list[dict[str, Any]]:
     """Decide every entry, then return the store's write items (orders first resolved, so
     results in the same transaction inherit their parties)."""
+    todo = [e for e in entries if e.index not in existing]
+    facts_of = {
+        e.index: None if e.method == "POST" else service.store.facts(e.rtype, str(e.rid))
+        for e in todo
+    }
     resolved: dict[int, dict[str, Any]] = {}
     local_orders: dict[str, frozenset[tuple[str, str]]] = {}
-    for e in entries:
-        if e.index in existing or e.resource is None:
+    for e in todo:
+        if e.resource is None:
             continue
         resolved[e.index] = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
         if e.rtype == "ServiceRequest" and e.rid is not None:
             parties = service.indexer.parties(e.rtype, resolved[e.index])
-            owner = g.institution if e.method == "POST" else _owner(service, e, g)
+            known = facts_of[e.index]
+            owner = known.owner if known is not None else g.institution
             local_orders[e.rid] = parties | {(REQUESTER, owner)}
     items: list[dict[str, Any]] = []
-    for e in entries:
-        if e.index in existing:
-            continue
+    for e in todo:
         assert e.rid is not None
-        facts = None if e.method == "POST" else service.store.facts(e.rtype, e.rid)
+        facts = facts_of[e.index]
         if e.method == "DELETE":
             if facts is None:
                 raise NotFound(f"{e.rtype}/{e.rid} does not exist", field="id", value=e.rid)
             g.check(DELETE, e.rtype, e.rid, facts)
-            current = service.store.current(e.rtype, e.rid)
             items.append(
                 {
                     "rtype": e.rtype,
                     "rid": e.rid,
                     "resource": None,
-                    "inst": current.inst,
-                    "subject": current.subject,
+                    "inst": facts.owner,
+                    "subject": facts.subject,
                     "if_match": e.if_match,
                     "owner": facts.owner,
                 }
@@ -238,12 +241,6 @@ def _items(
             }
         )
     return items
-
-
-def _owner(service: RecordService, e: _Entry, g: Guard) -> str:
-    assert e.rid is not None
-    facts = service.store.facts(e.rtype, e.rid)
-    return facts.owner if facts is not None else g.institution
 
 
 def _batch_entry(service: RecordService, g: Guard, i: int, raw: Any) -> dict[str, Any]:

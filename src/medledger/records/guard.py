@@ -3,7 +3,7 @@
 ``RecordService`` calls the guard before every read and write and applies its ``Visibility``
 to every search; the access layer implements it for an authenticated caller
 (``access.decide.CallerGuard``). The guard also collects the refs and patient pseudonyms a
-request touched, which the audit trail records. ``SYSTEM`` is the guard of the node itself
+request touched, which the audit trail records. ``SystemGuard`` is the guard of the node itself
 (CLI, recovery, demo seeding): everything is visible and new records belong to the node.
 """
 
@@ -13,7 +13,7 @@ from typing import Protocol
 
 from medledger.records.visibility import EVERYTHING, Facts, Visibility
 
-__all__ = ["DELETE", "READ", "SEARCH", "SYSTEM", "WRITE", "Guard", "SystemGuard"]
+__all__ = ["DELETE", "READ", "SEARCH", "WRITE", "Guard", "SystemGuard"]
 
 READ = "read"
 SEARCH = "search"
@@ -62,6 +62,3 @@ class SystemGuard:
 
     def touched(self, ref: str, subject: str) -> None:
         return None
-
-
-SYSTEM = SystemGuard  # build with the node's institution: ``SYSTEM(service.institution)``

@@ -283,13 +283,12 @@ class RecordService:
         if facts is None:
             raise NotFound(f"{rtype}/{rid} does not exist", field="id", value=rid)
         g.check(DELETE, rtype, rid, facts)
-        current = self.store.current(rtype, rid)
         written = self.store.write(
             rtype,
             rid,
             None,
-            inst=current.inst,
-            subject=current.subject,
+            inst=facts.owner,
+            subject=facts.subject,
             if_match=if_match,
             owner=facts.owner,
         )

@@ -59,11 +59,6 @@ class Visibility:
     shared: tuple[Shared, ...] = ()
     consented: frozenset[tuple[str, str]] = frozenset()
 
-    @property
-    def nothing(self) -> bool:
-        """Whether no record at all can be visible."""
-        return not (self.everything or self.owners or self.shared or self.consented)
-
     def basis(self, facts: Facts) -> str | None:
         """Why a record with ``facts`` is visible: ``grant``, ``sharing:<rule>``, ``consent``,
         or None when it is not. (``everything`` answers ``grant``; the caller knows whether
