@@ -15,6 +15,7 @@ verifier, which ships alone) can raise these.
     │   ├── MalformedDocument      a certificate, proof, key or trust file cannot be parsed
     │   ├── ResourceInvalid        a FHIR resource fails validation; ``issues`` name paths (422)
     │   ├── UnknownResourceType    a FHIR resource type this server does not serve  (exit 2, 404)
+    │   ├── MessageRejected        an HL7 v2 message cannot be accepted; names segment and field
     │   └── NotFound               an index, height or size that does not exist  (exit 2, 404)
     ├── StateError                 the operation does not fit the store's state  (exit 2, 409)
     │   ├── LedgerExists           init on a directory that already holds a ledger
@@ -48,6 +49,7 @@ __all__ = [
     "LedgerMissing",
     "MalformedDocument",
     "MedLedgerError",
+    "MessageRejected",
     "NotFound",
     "PayloadMismatch",
     "PermissionDenied",
@@ -159,6 +161,52 @@ class ResourceInvalid(InputError):
 class UnknownResourceType(InputError):
     code = "fhir.unknown_type"
     http_status = 404
+
+
+class MessageRejected(InputError):
+    """An HL7 v2 message that cannot be accepted, answered with a negative ACK.
+
+    ``ack_code`` is ``AR`` (rejected: the message cannot be read or is not one we take, e.g. no
+    MSH, bad separators, unknown encoding, unsupported type or version) or ``AE`` (application
+    error: readable, but its content is wrong, e.g. a required field is empty or a code is
+    unknown). ``segment`` (e.g. ``OBR``), ``sequence`` (the segment's 1-based occurrence),
+    ``position`` (the field number, e.g. 4 for OBR-4) and ``hl7_error`` (an HL7 table 0357 code,
+    e.g. ``101`` required field missing, ``102`` data type error, ``103`` table value not found,
+    ``200`` unsupported message type, ``203`` unsupported version id, ``207`` application
+    internal error) fill the ACK's ERR segment. ``field`` reads e.g. ``OBR[2]-4``.
+    """
+
+    code = "hl7.rejected"
+    http_status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ack_code: str = "AE",
+        segment: str | None = None,
+        sequence: int = 1,
+        position: int | None = None,
+        hl7_error: str = "207",
+        value: Any = None,
+        expected: str | None = None,
+        **details: Any,
+    ) -> None:
+        if ack_code not in ("AE", "AR"):
+            raise ValueError(f"ack_code must be AE or AR, not {ack_code!r}")
+        where = None
+        if segment is not None:
+            where = segment if sequence == 1 else f"{segment}[{sequence}]"
+            if position is not None:
+                where = f"{where}-{position}"
+        super().__init__(
+            message, field=where, value=value, expected=expected, hl7_error=hl7_error, **details
+        )
+        self.ack_code = ack_code
+        self.segment = segment
+        self.sequence = sequence
+        self.position = position
+        self.hl7_error = hl7_error
 
 
 class StateError(MedLedgerError):
@@ -339,6 +387,10 @@ class TokenInvalid(MedLedgerError):
     ``bad-signature``, ``expired``, ``not-yet-valid``, ``wrong-issuer``, ``wrong-audience``,
     ``revoked``, ``replayed``, ``unknown``, ``wrong-client``, ``lifetime-too-long``). Neither the
     message nor the details ever hold the token itself: it is a bearer credential.
+
+    ``claimed`` is set when the token's signature verified but the token was still refused
+    (expired, revoked, account disabled): the principal it names, which the audit trail records
+    the refusal under. It never reaches the response.
     """
 
     code = "auth.token_invalid"
@@ -348,3 +400,4 @@ class TokenInvalid(MedLedgerError):
     def __init__(self, message: str, *, reason: str, **details: Any) -> None:
         super().__init__(message, reason=reason, **details)
         self.reason = reason
+        self.claimed: Any = None

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from medledger.access.admin import AccessAdmin
+from medledger.access.audit_trail import AuditTrail
+from medledger.access.model import PrincipalKind
 from medledger.access.passwords import FAST, PasswordHasher
 from medledger.cli.main import app
+from medledger.errors import AuthenticationFailed
 from medledger.ledger.node import LedgerNode
 
 Run = Callable[..., Result]
@@ -163,9 +167,24 @@ def test_institution_list_shows_public_keys_only(data: Path, run: Run) -> None:
 
 
 def test_changes_are_anchored_on_the_ledger(data: Path) -> None:
-    """Each change is one access.grant entry: ids and roles, no names or passwords."""
+    """Each change is one access.grant entry (ids and roles, no names or passwords) and one
+    audit event, anchored in its audit.batch like the server's."""
     with LedgerNode.open(data) as node, node.reader() as r:
-        entries = [json.loads(r.get_entry(i)) for i in range(r.entry_count())]
+        everything = [json.loads(r.get_entry(i)) for i in range(r.entry_count())]
+        trail = AuditTrail(node.store.engine, node, node="central")
+        try:
+            events, _, _ = trail.search([("_count", "50")])
+        finally:
+            trail.close()
+    entries = [e for e in everything if e["type"] != "audit.batch"]
+    assert [e["type"] for e in everything].count("audit.batch") == 4
+    assert sorted(e["outcomeDesc"].split()[0] for e in events) == [
+        "access.institution.add",
+        "access.institution.add",
+        "access.user.add",
+        "access.user.add",
+    ]
+    assert "root-password" not in json.dumps(events)
     assert [e["meta"]["event"] for e in entries] == [
         "access.institution.add",
         "access.user.add",
@@ -208,3 +227,21 @@ def test_bad_input_exits_2_naming_the_field(
     result = run("admin", *args, *flags, "--as", "root", "-d", data, input=stdin)
     _refused(result, *needles)
     assert "short" not in result.output.replace("shorter", "")
+
+
+def test_set_password_needs_an_admin_and_the_policy(data: Path, run: Run) -> None:
+    """`admin user set-password` resets with --as and a policy-passing password; a weak one or
+    a missing --as exits 2 and changes nothing."""
+    args = ("admin", "user", "set-password", "ea", "--password-stdin", "-d", data)
+    weak = run(*args, "--as", "root", input="short\n")
+    assert weak.exit_code == 2, weak.output
+    anonymous = run(*args, input="another-good-password-1\n")
+    assert anonymous.exit_code == 2, anonymous.output
+    done = run(*args, "--as", "root", input="another-good-password-1\n")
+    assert done.exit_code == 0, done.output
+    assert "password of ea reset; 0 sign-in(s) ended" in done.output
+    with LedgerNode.open(data) as node:
+        admin = AccessAdmin.open(node.store.engine, node.data_dir, node.suite)
+        admin.credentials.authenticate(PrincipalKind.USER, "ea", "another-good-password-1")
+        with pytest.raises(AuthenticationFailed):
+            admin.credentials.authenticate(PrincipalKind.USER, "ea", PW)

@@ -284,3 +284,46 @@ def test_real_server_refresh_race_and_lockout(tmp_path: Path, db_url: str | None
         assert codes == [400] * 5 + [429]
         locked = http.post("/auth/token", data={**wrong, "password": PW})
         assert (locked.status_code, locked.headers["retry-after"]) == (429, "30")
+
+
+def test_password_change_and_reset_end_every_sign_in(lv1: Live) -> None:
+    """POST /auth/password needs the current password and a policy-passing new one, then
+    ends the user's sign-ins; an admin's reset does the same; both are on the ledger."""
+    http, w1 = lv1.http, lv1.w
+    first = w1.password("dr.li", PW)
+    bearer = {"authorization": f"Bearer {first['access_token']}"}
+    assert http.get("/api/v1/admin/roles", headers=bearer).status_code == 403  # valid, no admin
+    change = {"username": "dr.li", "password": PW, "new_password": "a-new-good-password-7"}
+    wrong = http.post("/auth/password", data={**change, "password": "not-the-password-1"})
+    assert_oauth_error(wrong, 400, "invalid_grant")
+    weak = http.post("/auth/password", data={**change, "new_password": "short"})
+    assert_oauth_error(weak, 400, "invalid_request")
+    missing = http.post("/auth/password", data={"username": "dr.li", "password": PW})
+    assert_oauth_error(missing, 400, "invalid_request")
+    assert "new_password" in missing.json()["error_description"]
+    assert http.get("/api/v1/admin/roles", headers=bearer).status_code == 403  # still valid
+    done = http.post("/auth/password", data=change)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"sessions_ended": 1}
+    assert http.get("/api/v1/admin/roles", headers=bearer).status_code == 401
+    again = http.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert_oauth_error(again, 400, "invalid_grant")
+    second = w1.password("dr.li", "a-new-good-password-7")
+    admin = w1.password("root", "root-password-0001")
+    reset = http.post(
+        "/api/v1/admin/users/dr.li/password",
+        json={"password": "reset-by-admin-pw-99"},
+        headers={"authorization": f"Bearer {admin['access_token']}"},
+    )
+    assert reset.status_code == 200, reset.text
+    stale = {"authorization": f"Bearer {second['access_token']}"}
+    assert http.get("/api/v1/admin/roles", headers=stale).status_code == 401
+    assert w1.password("dr.li", "reset-by-admin-pw-99")["access_token"]
+    with w1.node.reader() as r:
+        kinds = [
+            json.loads(r.get_entry(i)).get("meta", {}).get("event") for i in range(r.entry_count())
+        ]
+    assert "access.user.password.change" in kinds
+    assert "access.user.password.reset" in kinds

@@ -15,12 +15,13 @@ import uvicorn
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from medledger.access.model import Role
 from medledger.api.app import create_app, open_security
 from medledger.api.security import PUBLIC
 from medledger.ledger.node import LedgerNode
 from medledger.records.service import RecordService
 from tests.api.conftest import Live, _free_port
-from tests.identity import PASSWORD, provision
+from tests.identity import MEMBER, PASSWORD, admin_of, provision, token_for
 
 DOCUMENTED_PUBLIC = {
     ("GET", "/fhir/R4/metadata"),
@@ -30,6 +31,7 @@ DOCUMENTED_PUBLIC = {
     # OAuth: how one gets a token, and the keys and metadata to check one with.
     ("POST", "/auth/token"),
     ("POST", "/auth/revoke"),
+    ("POST", "/auth/password"),  # checks the current password itself
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/smart-configuration"),
     # The API's own description (no data).
@@ -145,8 +147,9 @@ def test_tls_serves_https_when_configured(tmp_path: Path) -> None:
 
 
 def test_sign_in_revoke_and_break_glass_reason_are_audited(live: Live) -> None:
-    """A password sign-in is tied to the account, /auth/revoke answers 200 (not 503), and a
-    Chinese break-glass reason is kept readable."""
+    """A password sign-in is tied to the account, /auth/revoke answers 200 (not 503), a revoked
+    token's refusal is audited under its account, and a Chinese break-glass reason is kept
+    readable."""
     with httpx.Client(base_url=live.url, timeout=30) as anonymous:
         r = anonymous.post(
             "/auth/token",
@@ -182,6 +185,41 @@ def test_sign_in_revoke_and_break_glass_reason_are_audited(live: Live) -> None:
     texts = [e.get("outcomeDesc", "") for e in events]
     assert any("sign-in (password) succeeded" in t for t in texts), texts
     assert any("sign-in (password) failed" in t for t in texts), texts
+    # The revoked token's 401 is filed under the account it names, not as anonymous.
+    assert any("auth.token_invalid" in t for t in texts), texts
     flagged, _, _ = trail.search([("break_glass", "true")])
     assert len(flagged) == 1
     assert reason in str(flagged[0])
+
+
+def test_an_owners_auditor_sees_who_else_read_its_records(live: Live) -> None:
+    """An auditor of institution M finds the events of another institution's clinician reading
+    M's record (break-glass here), and not the events that never touched M's records."""
+    admin = admin_of(live.node)
+    admin.add_user("audit-m", MEMBER, "audit-m", PASSWORD, [(Role.AUDITOR, MEMBER)], "root")
+    auditor = {
+        "Authorization": "Bearer "
+        + token_for(live.node, "audit-m", MEMBER, ["auditor"], scope="user/*.rs", client=False)
+    }
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        made = http.post(
+            "/fhir/R4/Patient",
+            json={"resourceType": "Patient", "name": [{"text": "王五"}]},
+            headers=live.ids.headers("dr-member"),
+        )
+        assert made.status_code == 201, made.text
+        rid = made.json()["id"]
+        own = http.get("/fhir/R4/Patient", headers=live.ids.headers("dr-central"))
+        assert own.status_code == 200
+        bg = http.get(
+            f"/fhir/R4/Patient/{rid}",
+            headers={**live.ids.headers("dr-central"), "X-Break-Glass": b"emergency"},
+        )
+        assert bg.status_code == 200, bg.text
+        live.app.state.security.trail.flush()
+        found = http.get("/fhir/R4/AuditEvent?agent=dr-central&_count=50", headers=auditor)
+    assert found.status_code == 200, found.text
+    events = [e["resource"] for e in found.json().get("entry", [])]
+    assert len(events) == 1, events  # the break-glass read, not dr-central's own search
+    whats = [x.get("what", {}) for x in events[0].get("entity", [])]
+    assert any(w.get("reference", "").startswith(f"Patient/{rid}/") for w in whats), whats

@@ -27,6 +27,7 @@ from medledger.access._admin_base import (
 )
 from medledger.access._sql import utc_now
 from medledger.access.admin_clients import ClientAdmin
+from medledger.access.admin_passwords import PasswordAdmin
 from medledger.access.lockout import Event
 from medledger.access.model import (
     ANY,
@@ -48,7 +49,7 @@ from medledger.errors import NotFound, PermissionDenied, StateError
 __all__ = ["BOOTSTRAP", "AccessAdmin", "RoleRequest", "ledger_entry"]
 
 
-class AccessAdmin(ClientAdmin):
+class AccessAdmin(ClientAdmin, PasswordAdmin):
     """Change institutions, users, clients and grants on behalf of a checked actor."""
 
     # -- institutions -----------------------------------------------------------------------

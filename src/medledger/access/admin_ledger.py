@@ -5,6 +5,9 @@ ledger as an ``access.grant`` entry (``ledger_entry``) and returns the entry's i
 durable. The CLI takes the data directory's writer lock first; a running server already holds
 it. The change itself is committed before it is anchored: if the append fails, the change
 stands and the error says it was not anchored.
+
+``audit_offline`` puts a change made from the CLI into the audit trail as well (a change made
+through the admin API is audited by the server's middleware, like every request).
 """
 
 from __future__ import annotations
@@ -18,12 +21,27 @@ from medledger.access.model import default_scope, parse_role
 if TYPE_CHECKING:
     from medledger.ledger.node import LedgerNode
 
-__all__ = ["anchor", "role_request"]
+__all__ = ["anchor", "audit_offline", "role_request"]
 
 
 def anchor(node: LedgerNode, event: Event) -> int:
     """Append the ``access.grant`` entry of ``event``; return its ledger index."""
     return node.append([ledger_entry(event)])[0].index
+
+
+def audit_offline(node: LedgerNode, event: Event) -> str:
+    """Record ``event`` (made without a server, e.g. by the CLI) in the node's audit trail and
+    anchor its batch; return the AuditEvent id. The caller holds the writer lock."""
+    from medledger.access.audit_event import access_record
+    from medledger.access.audit_trail import AuditTrail
+
+    trail = AuditTrail(node.store.engine, node, node=node.config.node)
+    try:
+        event_id = trail.record(access_record(event))
+        trail.flush()
+    finally:
+        trail.close()
+    return event_id
 
 
 def role_request(text: str) -> RoleRequest:

@@ -51,6 +51,7 @@ __all__ = [
     "BREAK_GLASS_URL",
     "INTERACTIONS",
     "NO_ROUTE",
+    "OWNER_PREFIX",
     "AuditRecord",
     "access_record",
     "from_access_event",
@@ -96,6 +97,9 @@ OWN_INTERACTIONS = frozenset({"certificate", "token", "admin", "verify", "login"
 NO_ROUTE = "(no route)"
 """The ``path`` of a request that matched no route template."""
 INTERACTIONS = REST_INTERACTIONS | OWN_INTERACTIONS
+OWNER_PREFIX = "institution/"
+"""Entity ref prefix naming an institution: the one whose accounts an admin event changed, or
+one whose records a request touched on behalf of another (so its auditors see the access)."""
 MAX_ENTITIES = 2000
 MAX_PATIENTS = 200
 MAX_QUERY = 50

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from medledger.access.audit_event import OWNER_PREFIX
 from medledger.access.audit_guard import check_ref
 from medledger.access.audit_merkle import inclusion_path, leaf_hashes, merkle_root
 from medledger.errors import InputError, NotFound, StateError, StorageError
@@ -106,11 +107,15 @@ class AuditReads:
         """Return (events newest first, total if ``_total=accurate``, next page token).
 
         ``institutions``, if given, keeps only events of requests made on behalf of one of
-        them (an institution's auditor); None keeps all.
+        them, or that touched records one of them owns (an institution's auditor sees who
+        else read its records); None keeps all.
         """
         where: list[ColumnElement[bool]] = []
         if institutions is not None:
-            where.append(_E.institution.in_(sorted(institutions)))
+            owned = select(audit_entities.c.seq).where(
+                audit_entities.c.ref.in_([f"{OWNER_PREFIX}{i}" for i in sorted(institutions)])
+            )
+            where.append(or_(_E.institution.in_(sorted(institutions)), _E.seq.in_(owned)))
         count, offset, total = DEFAULT_COUNT, 0, False
         for name, value in params:
             if name == "_count":

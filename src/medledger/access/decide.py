@@ -48,6 +48,7 @@ class CallerGuard:
     refs: list[str] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
     bases: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)  # other institutions whose records it touched
     touched_count: int = 0
 
     @property
@@ -105,7 +106,7 @@ class CallerGuard:
             return
         ref = f"{rtype}/{rid}" if rid else rtype
         if rid:
-            self.touched(ref, facts.subject)  # the audit event names what was refused
+            self.touched(ref, facts.subject, owner)  # the audit event names what was refused
         self.bases.add("denied")
         raise PermissionDenied(
             f"{ref} belongs to {owner}; {self.institution} may {action} it only under a group "
@@ -115,8 +116,10 @@ class CallerGuard:
             expected="a sharing rule, an active Consent, or the X-Break-Glass header (read only)",
         )
 
-    def touched(self, ref: str, subject: str) -> None:
+    def touched(self, ref: str, subject: str, owner: str | None = None) -> None:
         self.touched_count += 1
+        if owner and owner != self.institution:
+            self.owners.add(owner)
         if len(self.refs) < MAX_NOTED:
             self.refs.append(ref)
             self.patients.add(subject)

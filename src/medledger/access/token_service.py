@@ -30,7 +30,7 @@ from medledger.access.permissions import effective_permissions
 from medledger.access.refresh import refresh_token_hash
 from medledger.access.token_store import SqlRevocations
 from medledger.access.tokens import TokenClaims, revoke_access_token, verify_access_token
-from medledger.errors import StateError, TokenInvalid
+from medledger.errors import AccountLocked, AuthenticationFailed, StateError, TokenInvalid
 
 __all__ = ["GRANT_TYPES", "TokenService"]
 
@@ -44,6 +44,27 @@ class TokenService(TokenGrants):
         if self.node is None:
             raise StateError("this token service was not opened on a node (use for_node)")
         return AccessAdmin(self.directory, self.credentials, self.node.data_dir, self.node.suite)
+
+    def change_password(self, username: str, current: str, new: str) -> int:
+        """A user's own password change (``/auth/password``): anchored on the ledger and sent
+        to ``on_event`` (the audit trail); return how many sign-ins it ended."""
+        from medledger.access.admin_ledger import anchor
+
+        admin = self.admin()
+        try:
+            event = admin.change_password(username, current, new)
+        except AccountLocked as exc:
+            raise AccountLocked(
+                exc.message, retry_after=exc.details["retry_after"], oauth_error="invalid_grant"
+            ) from None
+        except AuthenticationFailed:
+            raise AuthenticationFailed(
+                "invalid username or password", oauth_error="invalid_grant", reason="credentials"
+            ) from None
+        if self.node is not None:  # admin() raised otherwise
+            anchor(self.node, event)
+        self.on_event(event)
+        return int(event.get("sessions", 0))
 
     # -- revocation (RFC 7009) ---------------------------------------------------------------
 
@@ -112,15 +133,27 @@ class TokenService(TokenGrants):
         the token named when it was issued: never more than at issue, and a revoked grant is
         gone at once.
         """
-        with self.directory.read() as conn:  # both queries on one connection
-            claims = verify_access_token(
-                token, key=self.key, policy=self.policy, revocations=_OnConnection(conn),
-                now=self.clock(),
-            )  # fmt: skip
-            kind, principal = _kind_of(claims)
-            standing = self.directory.standing(kind, principal, conn)
-        if standing is None or standing.disabled or standing.institution != claims.inst:
-            raise TokenInvalid("access token refused: the account is disabled", reason="revoked")
+        try:
+            with self.directory.read() as conn:  # both queries on one connection
+                claims = verify_access_token(
+                    token, key=self.key, policy=self.policy, revocations=_OnConnection(conn),
+                    now=self.clock(),
+                )  # fmt: skip
+                kind, principal = _kind_of(claims)
+                standing = self.directory.standing(kind, principal, conn)
+            if standing is None or standing.disabled or standing.institution != claims.inst:
+                refused = TokenInvalid(
+                    "access token refused: the account is disabled", reason="revoked"
+                )
+                refused.claimed = claims
+                raise refused
+        except TokenInvalid as exc:
+            if isinstance(exc.claimed, TokenClaims):  # name the refused caller for the audit
+                who, name = _kind_of(exc.claimed)
+                exc.claimed = Caller(
+                    kind=who, principal=name, institution=exc.claimed.inst, address=address
+                )
+            raise
         held = set(claims.roles)
         grants = [g for g in standing.grants if g.role.value in held]
         return Caller(

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from medledger.access._sql import SqlTables
+from medledger.access.model import PrincipalKind
 from medledger.access.refresh import RefreshRecord
 from medledger.access.tokens import MAX_LEEWAY, MAX_TTL
 from medledger.store.schema_tokens import access_refresh_tokens as REFRESH
@@ -144,6 +145,23 @@ class SqlRefreshStore(_Upserts):
         )
         with self.write() as c:
             c.execute(stmt.on_conflict_do_nothing(index_elements=[FAMILIES.c.family_id]))
+
+    def revoke_subject(self, kind: PrincipalKind, subject: str, at: int) -> int:
+        """Revoke every current sign-in of a user (``kind`` USER; clients sign in without
+        refresh tokens, so they have none); return how many sign-ins were ended."""
+        if kind is not PrincipalKind.USER:
+            return 0
+        families = (
+            select(REFRESH.c.family_id)
+            .where(REFRESH.c.subject == subject, REFRESH.c.family_expires_at >= at)
+            .where(~REFRESH.c.family_id.in_(select(FAMILIES.c.family_id)))
+            .distinct()
+        )
+        with self.read() as c:
+            found = [row[0] for row in c.execute(families)]
+        for family in found:
+            self.revoke_family(family, at)
+        return len(found)
 
     def family_revoked(self, family_id: str) -> bool:
         """Return True if the family was revoked."""

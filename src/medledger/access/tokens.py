@@ -45,7 +45,7 @@ from medledger.access.scopes import Scope, parse_scopes
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.keys import key_id
 from medledger.crypto.suite import SigningKey, Suite, VerifyKey
-from medledger.errors import InputError
+from medledger.errors import InputError, TokenInvalid
 
 if TYPE_CHECKING:
     from medledger.ledger.node import LedgerNode
@@ -299,16 +299,20 @@ def verify_access_token(
     if signature is None or not alg_for(key.suite).verify(signing_input, signature, key.verify_key):
         raise _refuse(what, "bad-signature", "the signature does not verify")
     claims = _access_claims(_payload(obj.payload, what))
-    _check_claims(
-        claims.to_json(),
-        what,
-        now=at,
-        leeway=policy.leeway,
-        iss={"essential": True, "value": policy.issuer},
-        aud={"essential": True, "value": policy.audience},
-    )
-    if revocations.is_revoked(claims.jti, claims.fam):
-        raise _refuse(what, "revoked", "the token was revoked")
+    try:
+        _check_claims(
+            claims.to_json(),
+            what,
+            now=at,
+            leeway=policy.leeway,
+            iss={"essential": True, "value": policy.issuer},
+            aud={"essential": True, "value": policy.audience},
+        )
+        if revocations.is_revoked(claims.jti, claims.fam):
+            raise _refuse(what, "revoked", "the token was revoked")
+    except TokenInvalid as exc:
+        exc.claimed = claims  # the signature held: the refusal is audited under its subject
+        raise
     return claims
 
 

@@ -42,6 +42,7 @@ from medledger.api.admin_schemas import (
     ClientCreated,
     InstitutionCreate,
     InstitutionCreated,
+    PasswordReset,
     RoleChange,
     RoleInfo,
     SecretIssued,
@@ -188,6 +189,12 @@ def router(admin: AccessAdmin, ledger: LedgerNode, *, max_body: int) -> APIRoute
     async def unlock_user(request: Request, user_id: str) -> JSONResponse:
         """Clear a sign-in lockout after repeated failures."""
         return await _change(admin.unlock, PrincipalKind.USER, user_id, _actor(request))
+
+    @r.post("/users/{user_id}/password", response_model=Change, **_doc(PasswordReset))
+    async def reset_password(request: Request, user_id: str) -> JSONResponse:
+        """Reset a user's password: clears any lockout and ends every sign-in of the user."""
+        actor, body = _actor(request), await _body(request, PasswordReset)
+        return await _change(admin.reset_password, user_id, body.password, actor)
 
     # -- clients -----------------------------------------------------------------------------
 

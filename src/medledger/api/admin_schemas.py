@@ -20,6 +20,7 @@ __all__ = [
     "ClientCreated",
     "InstitutionCreate",
     "InstitutionCreated",
+    "PasswordReset",
     "RoleChange",
     "RoleInfo",
     "SecretIssued",
@@ -58,6 +59,12 @@ class UserCreate(_Body):
         min_length=1, max_length=1024, description="12+ characters; stored only as Argon2id"
     )
     roles: list[RoleText] = Field(default_factory=list, max_length=20)
+
+
+class PasswordReset(_Body):
+    password: str = Field(
+        min_length=1, max_length=1024, description="12+ characters; stored only as Argon2id"
+    )
 
 
 class ClientCreate(_Body):

@@ -69,7 +69,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def router(service: TokenService, *, max_body: int) -> APIRouter:
-    """Build ``/auth/token``, ``/auth/revoke`` and the two ``/.well-known`` documents."""
+    """Build ``/auth/token``, ``/auth/revoke``, ``/auth/password`` and the two
+    ``/.well-known`` documents."""
     r = APIRouter(tags=["auth"])
     limiter: list[anyio.CapacityLimiter] = []  # created on first use, inside the event loop
 
@@ -108,6 +109,24 @@ def router(service: TokenService, *, max_body: int) -> APIRouter:
         except MedLedgerError as exc:
             return oauth_error(exc)
         return Response(status_code=200, headers=NO_STORE)
+
+    @r.post("/auth/password", name="change_password", responses=_ERRORS)
+    async def change_password(request: Request) -> Response:
+        """Change one's own password (form: ``username``, ``password``, ``new_password``).
+
+        The current password is checked as at sign-in (failures count towards the lockout);
+        the new one must meet the policy. Every sign-in of the user ends, and the change is
+        anchored on the ledger and audited."""
+        try:
+            form = _form(await read_body(request, max_body, (FORM,)))
+            fields = [form.get(k, "") for k in ("username", "password", "new_password")]
+            for name, value in zip(("username", "password", "new_password"), fields, strict=True):
+                if not value:
+                    raise _bad_form(f"{name} is required", name)
+            ended = await _run(service.change_password, *fields)
+        except MedLedgerError as exc:
+            return oauth_error(exc)
+        return JSONResponse({"sessions_ended": ended}, headers=NO_STORE)
 
     @r.get("/.well-known/jwks.json", response_model=Jwks)
     async def jwks() -> JSONResponse:

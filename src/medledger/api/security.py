@@ -26,7 +26,7 @@ import anyio.to_thread
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medledger.access.audit_event import AuditRecord
+from medledger.access.audit_event import OWNER_PREFIX, AuditRecord
 from medledger.access.audit_trail import AuditTrail
 from medledger.access.caller import ANONYMOUS, PURPOSE_TREAT, Caller
 from medledger.access.consent import ConsentIndex
@@ -49,6 +49,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/verify"),
         ("POST", "/auth/token"),
         ("POST", "/auth/revoke"),
+        ("POST", "/auth/password"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/.well-known/smart-configuration"),
         ("GET", "/docs"),
@@ -137,6 +138,9 @@ class SecurityMiddleware:
                 state["caller"] = audit.caller
         except MedLedgerError as exc:
             audit.error = exc
+            claimed = getattr(exc, "claimed", None)
+            if isinstance(claimed, Caller) and not audit.caller.authenticated:
+                audit.caller = claimed  # a genuine but refused token (expired, revoked)
             await _send_error(scope, exc, audit.send)
             return
         try:
@@ -238,7 +242,7 @@ class _Audit:
             "action": action,
             "status": self.status,
             "description": description[:200],
-            "entities": tuple(guard.refs) if guard is not None else (),
+            "entities": _entities(guard),
             "patients": tuple(sorted(guard.patients)) if guard is not None else (),
             "query": query,
             "path": template or "(no route)",
@@ -251,6 +255,14 @@ class _Audit:
             fields.update(entities=(), description="entities withheld: not storable in the trail")
             rec = AuditRecord(**fields)
         await self.trail.record_async(rec)
+
+
+def _entities(guard: CallerGuard | None) -> tuple[str, ...]:
+    """The refs a request touched, then ``institution/<id>`` for each other institution whose
+    records they are, so that institution's auditors find the access in their trail."""
+    if guard is None:
+        return ()
+    return (*guard.refs, *(f"{OWNER_PREFIX}{o}" for o in sorted(guard.owners)))
 
 
 class _Abort(Exception):

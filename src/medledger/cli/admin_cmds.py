@@ -84,9 +84,11 @@ def _admin(data: Path, *, write: bool = True) -> Iterator[tuple[AccessAdmin, Led
 
 
 def _done(node: LedgerNode, event: Event, message: str) -> None:
-    from medledger.access.admin_ledger import anchor
+    from medledger.access.admin_ledger import anchor, audit_offline
 
-    out_console.print(f"{message} (ledger entry {anchor(node, event)})", markup=False)
+    index = anchor(node, event)
+    audit_offline(node, event)
+    out_console.print(f"{message} (ledger entry {index})", markup=False)
 
 
 def _roles(values: list[str] | None) -> list[tuple[Role, str]]:
@@ -188,6 +190,24 @@ def user_add(
         event = admin.add_user(user_id, institution, name, password, roles, actor)
         shown = ", ".join(event["roles"]) or "no roles"
         _done(node, event, f"user {user_id} added to {institution} ({shown})")
+
+
+@user_app.command("set-password")
+@handle_errors
+def user_set_password(
+    user_id: Annotated[str, typer.Argument()],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    actor: As = None,
+    data: Data = DEFAULT_DATA,
+) -> None:
+    """Reset a user's password (prompted for, or read with --password-stdin): clears any
+    lockout and ends every sign-in of the user. Users change their own at POST /auth/password."""
+    password = _password(password_stdin)
+    with _admin(data) as (admin, node):
+        event = admin.reset_password(user_id, password, actor)
+        _done(node, event, f"password of {user_id} reset; {event['sessions']} sign-in(s) ended")
 
 
 @user_app.command("list")

@@ -129,7 +129,8 @@ def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dic
                 if found.resources:
                     e.rid = found.resources[0]["id"]
                     existing[e.index] = service.existing(e.rtype, e.rid)
-                    g.touched(existing[e.index].version.ref, existing[e.index].version.subject)
+                    v0 = existing[e.index].version
+                    g.touched(v0.ref, v0.subject, v0.inst)
                 else:
                     e.criteria = service.conditional_criteria(
                         e.rtype, _query(e.if_none_exist), g.institution
@@ -147,7 +148,7 @@ def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dic
     items = _items(service, g, entries, existing, ids)
     written = service.store.write_many(items)
     for w in written:
-        g.touched(w.version.ref, w.version.subject)
+        g.touched(w.version.ref, w.version.subject, w.version.inst)
     new = [w for w in written if w.entry is not None]
     receipts = service.anchored.anchor_all(new)
     by_ref = {w.version.ref: r.index for w, r in zip(new, receipts, strict=True)}

@@ -39,8 +39,9 @@ class Guard(Protocol):
         PermissionDenied saying why."""
         ...
 
-    def touched(self, ref: str, subject: str) -> None:
-        """Note a resource version (and its patient pseudonym) the request read or wrote."""
+    def touched(self, ref: str, subject: str, owner: str | None = None) -> None:
+        """Note a resource version (its patient pseudonym, and the institution that owns it)
+        the request read or wrote."""
         ...
 
 
@@ -60,5 +61,5 @@ class SystemGuard:
     def check(self, action: str, rtype: str, rid: str | None, facts: Facts | None) -> None:
         return None
 
-    def touched(self, ref: str, subject: str) -> None:
+    def touched(self, ref: str, subject: str, owner: str | None = None) -> None:
         return None

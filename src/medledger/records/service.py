@@ -295,7 +295,7 @@ class RecordService:
         version, receipt = self.anchored.anchor(written)
         if receipt is None and version.ledger_index is None:  # a repeated delete, still pending
             version = self.store.wait_anchored(version)
-        g.touched(version.ref, version.subject)
+        g.touched(version.ref, version.subject, version.inst)
         return Saved(version, None, written.created, version.ledger_index)
 
     def _save(
@@ -326,12 +326,12 @@ class RecordService:
         version, receipt = self.anchored.anchor(written)
         if receipt is None:  # nothing new was written (a lost conditional-create race)
             return self._touch(guard, self.existing(version.rtype, version.rid, version.vid))
-        guard.touched(version.ref, version.subject)
+        guard.touched(version.ref, version.subject, version.inst)
         return Saved(version, written.resource, written.created, receipt.index)
 
     @staticmethod
     def _touch(guard: Guard, saved: Saved) -> Saved:
-        guard.touched(saved.version.ref, saved.version.subject)
+        guard.touched(saved.version.ref, saved.version.subject, saved.version.inst)
         return saved
 
     def existing(self, rtype: str, rid: str, vid: int | None = None) -> Saved:
@@ -369,14 +369,14 @@ class RecordService:
                 expected=f"1 .. {_MAX_VID}",
             )
         loaded = self.store.load(rtype, rid, vid)
-        g.touched(loaded.version.ref, loaded.version.subject)
+        g.touched(loaded.version.ref, loaded.version.subject, loaded.version.inst)
         return loaded
 
     def history(self, rtype: str, rid: str, *, guard: Guard | None = None) -> list[Version]:
         g = self._readable(rtype, rid, guard)
         versions = self.store.history(rtype, rid)
         for v in versions:
-            g.touched(v.ref, v.subject)
+            g.touched(v.ref, v.subject, v.inst)
         return versions
 
     def type_history(
@@ -405,7 +405,7 @@ class RecordService:
             rtype, since=since, limit=count + 1, offset=offset, visible=visible.clause(rtype)
         )
         for v, _ in found:
-            g.touched(v.ref, v.subject)
+            g.touched(v.ref, v.subject, v.inst)
         return HistoryPage(found, encode_page(offset + count) if more else None)
 
     def certificate(
@@ -449,7 +449,7 @@ class RecordService:
             visible=vis.clause(rtype),
         )
         for loaded in found:
-            g.touched(loaded.version.ref, loaded.version.subject)
+            g.touched(loaded.version.ref, loaded.version.subject, loaded.version.inst)
         resources = [loaded.resource for loaded in found]
         return SearchPage(resources, total, encode_page(offset + query.count) if more else None)
 
