@@ -1,0 +1,379 @@
+"""The message journal: one row per distinct inbound message, the gateway's memory.
+
+A message is identified by (sending institution, source, control id): MSH-10 with the sending
+application and facility for HL7 v2, the row key for a SQL view, the business key for FHIR.
+``begin`` records it *before* any processing, durably, with its raw bytes sealed (AEAD under a
+data key of the node's key ring, so a master-key rotation re-wraps it and nothing is readable
+from the database alone). ``finish`` records the outcome. A redelivery of a finished message
+is counted (``duplicates``) and answered with the same outcome, never processed again; a
+redelivery of a message whose processing was cut off (status ``received``: the node crashed
+before its ACK) is processed again, which is safe because every write is conditional on a
+business key.
+
+The raw bytes are kept only while the message may be processed again (received, held,
+quarantined) and dropped once it is stored. ``raw_hash`` is ``H(salt ‖ raw)``: it goes on the
+ledger without letting anyone confirm a guessed message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from medledger.crypto.suite import Suite
+from medledger.errors import InputError, StateError, StorageError
+from medledger.records.keyring import KeyRing
+from medledger.store.engine import READ_ONLY, begin_write
+from medledger.store.migrate import first_line
+from medledger.store.schema_interop import interop_messages as M
+
+__all__ = [
+    "CST",
+    "FINAL",
+    "JOURNAL_SUBJECT",
+    "STATUSES",
+    "Journal",
+    "Message",
+    "day_of",
+]
+
+CST = timezone(timedelta(hours=8))
+JOURNAL_SUBJECT = hashlib.sha256(b"urn:medledger:interop-journal").hexdigest()
+"""The key-ring subject whose data key seals raw messages: shaped like a pseudonym, as the key
+ring requires, but no patient's (pseudonyms are keyed HMACs), so no erasure ever shreds it."""
+STATUSES = ("received", "stored", "held", "quarantined", "rejected")
+FINAL = frozenset({"stored", "rejected"})
+"""Statuses after which the raw bytes are dropped: nothing will process the message again."""
+_KEEP_RAW = frozenset({"received", "held", "quarantined"})
+
+
+def day_of(epoch_ms: int) -> str:
+    """The hospital's calendar day (UTC+8) of an instant, as reconciliation groups them."""
+    return datetime.fromtimestamp(epoch_ms / 1000, CST).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One journal row (without the sealed bytes)."""
+
+    id: int
+    interface: str
+    institution: str
+    source: str
+    control_id: str
+    message_type: str
+    day: str
+    received_at: int
+    status: str
+    ack_code: str | None
+    duplicates: int
+    raw_hash: str
+    reason: str | None
+    mismatch: str | None
+    unmapped: tuple[str, ...]
+    refs: tuple[str, ...]
+    ledger_index: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as the API and CLI show it (no payload, no patient data)."""
+        return {
+            "id": self.id,
+            "interface": self.interface,
+            "institution": self.institution,
+            "source": self.source,
+            "control_id": self.control_id,
+            "message_type": self.message_type,
+            "day": self.day,
+            "received_at": datetime.fromtimestamp(self.received_at / 1000, UTC).isoformat(),
+            "status": self.status,
+            "ack_code": self.ack_code,
+            "duplicates": self.duplicates,
+            "raw_hash": self.raw_hash,
+            "reason": self.reason,
+            "mismatch": self.mismatch,
+            "unmapped": list(self.unmapped),
+            "refs": list(self.refs),
+            "ledger_index": self.ledger_index,
+        }
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What ``begin`` found: the row, and whether it is new, a duplicate of a finished
+    message (answer as before), or a restart of one cut off before its outcome."""
+
+    message: Message
+    new: bool
+    salt: bytes
+    same_bytes: bool = True  # False: the control id was reused for different content
+
+    @property
+    def finished(self) -> bool:
+        return self.message.status != "received"
+
+
+class Journal:
+    """Read and write the journal on one engine; raw bytes sealed with ``keyring``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: KeyRing,
+        suite: Suite,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.suite = suite
+        self.clock = clock
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def begin(
+        self,
+        *,
+        interface: str,
+        institution: str,
+        source: str,
+        control_id: str,
+        message_type: str,
+        raw: bytes,
+    ) -> Begun:
+        """Record a message before processing it (durable on return), or find its row.
+
+        A second arrival of the same identity increments ``duplicates`` and returns the
+        existing row; ``same_bytes`` tells whether it carried the same content.
+        """
+        for name, value, limit in (
+            ("interface", interface, 128),
+            ("institution", institution, 256),
+            ("source", source, 256),
+            ("control_id", control_id, 256),
+            ("message_type", message_type, 32),
+        ):
+            if not value or len(value) > limit:
+                raise InputError(
+                    f"{name} must be 1-{limit} characters",
+                    field=name,
+                    value=value[:80] if value else value,
+                    expected=f"1-{limit} characters",
+                )
+        now = int(self.clock() * 1000)
+        salt = os.urandom(16)
+        key = (institution, source, control_id)
+        sealed = self.keyring.encrypt(JOURNAL_SUBJECT, raw, _aad(key))  # before the write lock
+        with self._write() as c:
+            found = self._find(c, key)
+            if found is not None:
+                return self._again(c, found, raw)
+            try:
+                with c.begin_nested():
+                    new_id = c.execute(
+                        insert(M)
+                        .values(
+                            interface=interface,
+                            institution=institution,
+                            source=source,
+                            control_id=control_id,
+                            message_type=message_type,
+                            day=day_of(now),
+                            received_at=now,
+                            status="received",
+                            duplicates=0,
+                            salt=salt,
+                            raw_hash=self._hash(salt, raw),
+                            raw_sealed=sealed,
+                        )
+                        .returning(M.c.id)
+                    ).scalar_one()
+            except IntegrityError:  # a concurrent twin inserted it first
+                twin = self._find(c, key)
+                if twin is None:
+                    raise StateError(
+                        "message journal conflict; retry", field="control_id"
+                    ) from None
+                return self._again(c, twin, raw)
+            row = c.execute(select(*_COLUMNS).where(M.c.id == new_id)).one()
+        return Begun(_message(row), new=True, salt=salt)
+
+    def finish(
+        self,
+        message_id: int,
+        *,
+        status: str,
+        ack_code: str | None,
+        reason: str | None = None,
+        mismatch: str | None = None,
+        unmapped: tuple[str, ...] = (),
+        refs: tuple[str, ...] = (),
+        ledger_index: int | None = None,
+    ) -> Message:
+        """Record the outcome of processing (durable on return); raw bytes dropped if final."""
+        if status not in STATUSES or status == "received":
+            raise InputError(
+                "unknown outcome status", field="status", value=status, expected=str(STATUSES)
+            )
+        values: dict[str, Any] = {
+            "status": status,
+            "ack_code": ack_code,
+            "acked_at": int(self.clock() * 1000) if ack_code else None,
+            "reason": reason[:1000] if reason else None,
+            "mismatch": mismatch,
+            "unmapped": json.dumps(list(unmapped)) if unmapped else None,
+            "refs": json.dumps(list(refs)) if refs else None,
+            "ledger_index": ledger_index,
+        }
+        if status not in _KEEP_RAW:
+            values["raw_sealed"] = None
+        with self._write() as c:
+            c.execute(update(M).where(M.c.id == message_id).values(**values))
+            row = c.execute(select(*_COLUMNS).where(M.c.id == message_id)).first()
+        if row is None:
+            raise StateError(f"no journal message {message_id}", field="id", value=message_id)
+        return _message(row)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, message_id: int) -> Message:
+        """One message by id; ``NotFound``-like StateError if absent."""
+        with self._read() as c:
+            row = c.execute(select(*_COLUMNS).where(M.c.id == message_id)).first()
+        if row is None:
+            raise StateError(f"no journal message {message_id}", field="id", value=message_id)
+        return _message(row)
+
+    def raw(self, message: Message) -> bytes:
+        """The message's original bytes, while they are kept (received, held, quarantined)."""
+        with self._read() as c:
+            blob = c.execute(select(M.c.raw_sealed).where(M.c.id == message.id)).scalar()
+        if blob is None:
+            raise StateError(
+                f"message {message.id} is {message.status}: its bytes are no longer kept",
+                field="id",
+                value=message.id,
+                expected="a received, held or quarantined message",
+            )
+        key = (message.institution, message.source, message.control_id)
+        return self.keyring.decrypt(JOURNAL_SUBJECT, blob, _aad(key))
+
+    def salt(self, message: Message) -> bytes:
+        with self._read() as c:
+            return bytes(c.execute(select(M.c.salt).where(M.c.id == message.id)).scalar_one())
+
+    def by_status(self, *statuses: str, limit: int = 1000) -> list[Message]:
+        """Messages in the given statuses, oldest first (the worklist: held, quarantined)."""
+        with self._read() as c:
+            rows = c.execute(
+                select(*_COLUMNS).where(M.c.status.in_(statuses)).order_by(M.c.id).limit(limit)
+            ).all()
+        return [_message(r) for r in rows]
+
+    def between(self, since: str, until: str, interface: str | None = None) -> list[Message]:
+        """Messages first received on days ``since``..``until`` (YYYY-MM-DD, inclusive)."""
+        query = select(*_COLUMNS).where(M.c.day >= since, M.c.day <= until)
+        if interface is not None:
+            query = query.where(M.c.interface == interface)
+        with self._read() as c:
+            return [_message(r) for r in c.execute(query.order_by(M.c.id)).all()]
+
+    def count(self) -> int:
+        with self._read() as c:
+            return int(c.execute(select(func.count()).select_from(M)).scalar() or 0)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _hash(self, salt: bytes, raw: bytes) -> str:
+        return self.suite.hash(salt + raw).hex()
+
+    def _again(self, c: Connection, row: Any, raw: bytes) -> Begun:
+        salt = bytes(c.execute(select(M.c.salt).where(M.c.id == row.id)).scalar_one())
+        same = self._hash(salt, raw) == row.raw_hash
+        c.execute(update(M).where(M.c.id == row.id).values(duplicates=M.c.duplicates + 1))
+        fresh = c.execute(select(*_COLUMNS).where(M.c.id == row.id)).one()
+        return Begun(_message(fresh), new=False, salt=salt, same_bytes=same)
+
+    @staticmethod
+    def _find(c: Connection, key: tuple[str, str, str]) -> Any:
+        institution, source, control_id = key
+        return c.execute(
+            select(*_COLUMNS).where(
+                M.c.institution == institution,
+                M.c.source == source,
+                M.c.control_id == control_id,
+            )
+        ).first()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with begin_write(self.engine) as c:
+                yield c
+        except SQLAlchemyError as exc:
+            raise StorageError(f"message journal: {first_line(exc)}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as c:
+                yield c
+        except SQLAlchemyError as exc:
+            raise StorageError(f"message journal: {first_line(exc)}") from exc
+
+
+_COLUMNS = (
+    M.c.id,
+    M.c.interface,
+    M.c.institution,
+    M.c.source,
+    M.c.control_id,
+    M.c.message_type,
+    M.c.day,
+    M.c.received_at,
+    M.c.status,
+    M.c.ack_code,
+    M.c.duplicates,
+    M.c.raw_hash,
+    M.c.reason,
+    M.c.mismatch,
+    M.c.unmapped,
+    M.c.refs,
+    M.c.ledger_index,
+)
+
+
+def _aad(key: tuple[str, str, str]) -> bytes:
+    """Binds a sealed message to its identity: a blob moved to another row does not open."""
+    return ("interop-journal\x00" + "\x00".join(key)).encode()
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=int(row.id),
+        interface=row.interface,
+        institution=row.institution,
+        source=row.source,
+        control_id=row.control_id,
+        message_type=row.message_type,
+        day=row.day,
+        received_at=int(row.received_at),
+        status=row.status,
+        ack_code=row.ack_code,
+        duplicates=int(row.duplicates or 0),
+        raw_hash=row.raw_hash,
+        reason=row.reason,
+        mismatch=row.mismatch,
+        unmapped=tuple(json.loads(row.unmapped)) if row.unmapped else (),
+        refs=tuple(json.loads(row.refs)) if row.refs else (),
+        ledger_index=row.ledger_index,
+    )
