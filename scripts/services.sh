@@ -23,3 +23,20 @@ if ! pg_up; then
   exit 1
 fi
 echo "services: PostgreSQL ready" >&2
+
+# MariaDB (127.0.0.1:3306, root, empty password): the SQL-view connector tests read real views.
+my_up() { mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
+if ! command -v mariadb >/dev/null 2>&1; then
+  echo "services: installing MariaDB from Debian packages" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+fi
+if ! my_up; then
+  echo "services: starting MariaDB" >&2
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 1 30); do my_up && break; sleep 1; done
+fi
+if ! my_up; then
+  echo "services: MariaDB is not reachable at 127.0.0.1:3306 as root" >&2
+  exit 1
+fi
+echo "services: MariaDB ready" >&2
