@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from medledger import __version__
-from medledger.cli import admin_cmds, bench, ledger_cmds, records_cmds, serve_cmd, verify_cmds
+from medledger.cli import (
+    admin_cmds,
+    bench,
+    interop_cmds,
+    ledger_cmds,
+    records_cmds,
+    serve_cmd,
+    verify_cmds,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100}
 
@@ -45,6 +53,7 @@ verify_cmds.register(app)
 serve_cmd.register(app)
 records_cmds.register(app)
 admin_cmds.register(app)
+interop_cmds.register(app)
 app.add_typer(bench.app, name="bench")
 
 

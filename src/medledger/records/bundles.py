@@ -151,6 +151,7 @@ def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dic
         g.touched(w.version.ref, w.version.subject, w.version.inst)
     new = [w for w in written if w.entry is not None]
     receipts = service.anchored.anchor_all(new)
+    service.notify([w.version for w in new])
     by_ref = {w.version.ref: r.index for w, r in zip(new, receipts, strict=True)}
     out: list[dict[str, Any]] = []
     k = 0

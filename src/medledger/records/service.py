@@ -7,9 +7,11 @@ beside the ledger's files, ``master.key`` (wraps every patient data key) and ``g
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +44,8 @@ from medledger.records.search_params import parse_search
 from medledger.records.search_sql import where_clauses
 from medledger.records.store import Loaded, RecordStore, Version
 from medledger.records.visibility import Facts, Visibility
+
+log = logging.getLogger(__name__)
 
 MASTER_FILE = "master.key"
 NEXT_MASTER_FILE = "master.key.next"  # present only while a rotation is under way
@@ -88,6 +92,10 @@ class RecordService:
         self.anchored = AnchoredStore(self.store, ledger)
         self.indexer = Indexer(group, self.suite, institution, self.store.facts)
         self.system = SystemGuard(institution)
+        self.listeners: list[Callable[[Sequence[Version]], None]] = []
+        """Called with the versions of each write once they are anchored (subscriptions and
+        the gateway listen here). A listener must be quick and must not raise: it runs on the
+        writing thread before the write is answered."""
 
     @classmethod
     def open(
@@ -296,6 +304,8 @@ class RecordService:
         if receipt is None and version.ledger_index is None:  # a repeated delete, still pending
             version = self.store.wait_anchored(version)
         g.touched(version.ref, version.subject, version.inst)
+        if receipt is not None:
+            self.notify([version])
         return Saved(version, None, written.created, version.ledger_index)
 
     def _save(
@@ -327,7 +337,16 @@ class RecordService:
         if receipt is None:  # nothing new was written (a lost conditional-create race)
             return self._touch(guard, self.existing(version.rtype, version.rid, version.vid))
         guard.touched(version.ref, version.subject, version.inst)
+        self.notify([version])
         return Saved(version, written.resource, written.created, receipt.index)
+
+    def notify(self, versions: Sequence[Version]) -> None:
+        """Tell the listeners about newly anchored versions (a failing listener is logged)."""
+        for listener in self.listeners:
+            try:
+                listener(versions)
+            except Exception as exc:  # a listener's bug must not fail a durable write
+                log.error("write listener %s failed: %s", listener, type(exc).__name__)
 
     @staticmethod
     def _touch(guard: Guard, saved: Saved) -> Saved:
