@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -12,9 +14,10 @@ from medledger.access.audit_trail import AuditTrail
 from medledger.access.consent import ConsentIndex
 from medledger.access.sharing import SharingPolicy, load_policy
 from medledger.access.token_service import TokenService
-from medledger.api import admin, audit_routes, auth, errors, fhir, native
+from medledger.api import admin, audit_routes, auth, errors, fhir, interop_routes, native
 from medledger.api.schemas import ErrorResponse, Health, Ready
 from medledger.api.security import SecurityMiddleware
+from medledger.interop.runtime import Interop
 from medledger.records.service import RecordService
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -57,15 +60,29 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     security: Security | None = None,
+    interop: Interop | None = None,
 ) -> FastAPI:
     """Build the app over an open ``RecordService`` (the caller owns its lifetime).
 
     Every route but the public ones needs a bearer token, and every request is audited
     (``api.security``). ``app.state.security`` is what ``open_security`` opened (when it was
-    not given): close it when the server stops.
+    not given): close it when the server stops. ``interop`` (the gateway) adds
+    ``/api/v1/interop`` and runs its MLLP listener and push worker while the app runs.
     """
     sec = security or open_security(service)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if interop is not None:
+            await interop.start()
+        try:
+            yield
+        finally:
+            if interop is not None:
+                await interop.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="MedLedger",
         version=__version__,
         description="Verifiable clinical-data exchange for hospital groups: FHIR R4 records, "
@@ -78,6 +95,8 @@ def create_app(
     app.include_router(fhir.router(service, max_body=max_body))
     app.include_router(native.router(service.ledger.trust, max_body=max_body))
     app.include_router(admin.router(sec.tokens.admin(), service.ledger, max_body=max_body))
+    if interop is not None:
+        app.include_router(interop_routes.router(interop, max_body=max_body))
     app.add_middleware(
         SecurityMiddleware,
         tokens=sec.tokens,

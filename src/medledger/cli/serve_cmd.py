@@ -61,6 +61,19 @@ def serve(
             "the answer, and anchored on the ledger (an audit.batch entry) within this time.",
         ),
     ] = 1.0,
+    interop_config: Annotated[
+        Path | None,
+        typer.Option(help="Gateway configuration (default: DIR/interop.yaml if it exists)."),
+    ] = None,
+    mllp_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Run the HL7 v2 MLLP listener on this port (overrides mllp.listen).",
+        ),
+    ] = None,
+    mllp_host: Annotated[str, typer.Option(help="Address the MLLP listener binds.")] = "127.0.0.1",
 ) -> None:
     """Serve FHIR R4 over HTTP(S): records encrypted at rest, every version on the ledger.
 
@@ -75,6 +88,9 @@ def serve(
     import uvicorn
 
     from medledger.api.app import create_app, open_security
+    from medledger.interop.config import CONFIG_FILE as INTEROP_FILE
+    from medledger.interop.config import load_gateway_config
+    from medledger.interop.runtime import Interop
     from medledger.ledger.config import CONFIG_FILE, db_url, read_config
     from medledger.ledger.node import LedgerNode
     from medledger.records.service import RecordService
@@ -111,9 +127,15 @@ def serve(
             markup=False,
         )
         security = open_security(service, audit_interval=audit_interval)
+        gateway_config = load_gateway_config(interop_config or data / INTEROP_FILE)
+        listen = (mllp_host, mllp_port) if mllp_port is not None else None
+        interop = Interop.open(service, gateway_config, trail=security.trail, listen=listen)
+        where = listen or gateway_config.listen
+        if where is not None:
+            err_console.print(f"HL7 v2 over MLLP on {where[0]}:{where[1]}", markup=False)
         try:
             uvicorn.run(
-                create_app(service, max_body=max_body, security=security),
+                create_app(service, max_body=max_body, security=security, interop=interop),
                 host=host,
                 port=port,
                 log_level="warning",

@@ -1,0 +1,421 @@
+"""The gateway: every inbound message, whatever its interface, through one path.
+
+For each message:
+
+1. it is read (HL7 v2 bytes are decoded; a view row or FHIR body is already a model);
+   a message that cannot be read is answered AR and journalled as ``rejected``;
+2. it is journalled (``interop.journal``) under its identity (sending institution, source,
+   control id) *before* anything else, durably: a redelivery of a finished message is
+   answered as before and counted as a duplicate, never processed again;
+3. it is stored through the records layer (``interop.ingest``): ``stored``, or ``held``
+   (waiting for a code mapping or for its order; released automatically), or ``quarantined``
+   (a mismatch or bad content; it never blocks the messages behind it);
+4. an ``interop.message`` entry (the salted hash of the raw bytes, the resource versions it
+   produced, the outcome) is appended to the ledger, and the outcome journalled;
+5. results are queued for push to the institution that placed the order;
+6. only then is the ACK returned: AA (stored or held), AE (quarantined), AR (rejected).
+
+``handle_hl7`` is synchronous (it waits for durable commits): the MLLP server runs it on a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from medledger.errors import MedLedgerError, MessageRejected, PreconditionFailed, WriteConflict
+from medledger.interop.config import GatewayConfig
+from medledger.interop.hl7.ack import build_ack
+from medledger.interop.hl7.codec import Decoded, Header, decode, peek_header
+from medledger.interop.hl7.inbound import to_model
+from medledger.interop.ingest import Ingest, Stored, Unresolved
+from medledger.interop.journal import Journal, Message
+from medledger.interop.model import Requisition, Result
+from medledger.interop.terminology.translate import Translator
+from medledger.ledger.block import format_ts
+from medledger.records.service import RecordService
+from medledger.records.store import Version
+
+__all__ = ["Gateway", "Outcome"]
+
+log = logging.getLogger(__name__)
+UNKNOWN = "unknown"
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message, and the ACK code its sender gets."""
+
+    status: str  # stored, held, quarantined, rejected, duplicate
+    ack_code: str  # AA, AE, AR
+    message: Message | None = None
+    reason: str | None = None
+    error: MessageRejected | None = None
+
+
+class Gateway:
+    """The integration gateway of one node."""
+
+    def __init__(
+        self,
+        service: RecordService,
+        config: GatewayConfig,
+        *,
+        translator: Callable[[], Translator] | None = None,
+        on_result: Callable[[str, str], None] | None = None,
+        audit: Callable[[Outcome, str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.clock = clock
+        self.senders = config.senders
+        self.journal = Journal(service.ledger.store.engine, service.keyring, service.suite)
+        self._translator = translator or _stored_maps(service)
+        self.ingest = Ingest(
+            service, translator=self._translator, barcodes=config.barcodes, clock=clock
+        )
+        self.on_result = on_result  # (report version ref, placer institution): queue a push
+        self.audit = audit  # (outcome, peer address): the message's AuditEvent
+        self._release = threading.Lock()
+        self._again = False
+        service.listeners.append(self._on_written)
+
+    def _on_written(self, versions: Sequence[Version]) -> None:
+        """A new mapping may release held orders: retry them off the writing thread."""
+        if any(v.rtype == "ConceptMap" for v in versions):
+            threading.Thread(target=self._release_quietly, daemon=True).start()
+
+    def _release_quietly(self) -> None:
+        try:
+            self.release_held()
+        except MedLedgerError as exc:
+            log.error("releasing held messages failed: %s", exc.code)
+
+    # -- HL7 v2 --------------------------------------------------------------------------------
+
+    def handle_hl7(self, raw: bytes, *, interface: str = "mllp", peer: str = "") -> bytes:
+        """Process one HL7 v2 message and return its ACK (after everything is durable)."""
+        outcome, header = self.receive_hl7(raw, interface=interface, peer=peer)
+        if self.audit is not None:
+            self.audit(outcome, peer)  # durable before the ACK, like every API request
+        return self.ack(header, outcome)
+
+    def receive_hl7(
+        self, raw: bytes, *, interface: str = "mllp", peer: str = ""
+    ) -> tuple[Outcome, Header | None]:
+        """Process one HL7 v2 message; return its outcome and header (for the ACK)."""
+        try:
+            decoded = decode(raw, max_bytes=self.config.max_message_bytes)
+        except MessageRejected as exc:
+            header = peek_header(raw)
+            return self.reject_unread(raw, header, exc, interface), header
+        header = decoded.header
+        inst = self.senders.lookup(header.sending_facility)
+        if inst is None:
+            err = MessageRejected(
+                "the sending facility is not configured in interop.yaml facilities",
+                ack_code="AR",
+                segment="MSH",
+                position=4,
+                hl7_error="103",
+                value="^".join(header.sending_facility)[:80],
+                expected="a facility listed under facilities:",
+            )
+            return self.reject_unread(raw, header, err, interface), header
+        if peer and not self.config.peer_allowed(inst, peer):
+            err = MessageRejected(
+                f"{inst} may not send from this address",
+                ack_code="AR",
+                segment="MSH",
+                position=4,
+                hl7_error="207",
+                expected="an address listed under peers:",
+            )
+            return self.reject_unread(raw, header, err, interface, inst), header
+        if header.message_code == "ACK":
+            err = MessageRejected(
+                "an ACK is not a message the gateway takes",
+                ack_code="AR",
+                segment="MSH",
+                position=9,
+                hl7_error="200",
+                value=header.message_type,
+                expected="ORM^O01, OML^O21 or ORU^R01",
+            )
+            return self.reject_unread(raw, header, err, interface, inst), header
+        return self._hl7(raw, decoded, inst, interface), header
+
+    def _hl7(self, raw: bytes, decoded: Decoded, inst: str, interface: str) -> Outcome:
+        header = decoded.header
+        begun = self.journal.begin(
+            interface=interface,
+            institution=inst,
+            source=_source(header),
+            control_id=str(header.control_id),
+            message_type=header.message_type or UNKNOWN,
+            raw=raw,
+        )
+        if not begun.new:
+            if not begun.same_bytes:
+                return Outcome(
+                    "duplicate",
+                    "AR",
+                    begun.message,
+                    error=MessageRejected(
+                        "this control id was already used for a different message",
+                        ack_code="AR",
+                        segment="MSH",
+                        position=10,
+                        hl7_error="207",
+                        value=header.control_id,
+                        expected="a new MSH-10 for every message",
+                    ),
+                )
+            if begun.finished:
+                return _again(begun.message)
+        try:
+            model = to_model(decoded, self.senders)
+        except MessageRejected as exc:
+            return self._finish_error(begun.message, exc)
+        return self.process(begun.message, model)
+
+    def ack(self, header: Header | None, outcome: Outcome) -> bytes:
+        """The ACK bytes for an outcome (ERR names the segment and field of an error)."""
+        error = outcome.error
+        if error is None and outcome.ack_code != "AA":
+            error = MessageRejected(
+                outcome.reason or "the message was not accepted", ack_code=outcome.ack_code
+            )
+        return build_ack(
+            header,
+            outcome.ack_code,  # type: ignore[arg-type]
+            error=error,
+            sender_app=self.config.application,
+            sender_facility=self.config.facility,
+            control_id_factory=lambda: uuid.uuid4().hex[:20],
+        )
+
+    # -- any interface -------------------------------------------------------------------------
+
+    def process(self, message: Message, model: Requisition | list[Result] | object) -> Outcome:
+        """Store the model of a journalled message and record the outcome."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                if isinstance(model, Requisition):
+                    result = self.ingest.requisition(model)
+                elif isinstance(model, list):
+                    result = self.ingest.results(model)
+                else:
+                    return self._finish_error(
+                        message,
+                        MessageRejected(
+                            "the gateway takes orders and results only",
+                            ack_code="AR",
+                            segment="MSH",
+                            position=9,
+                            hl7_error="200",
+                        ),
+                    )
+                break
+            except (WriteConflict, PreconditionFailed):
+                if attempt == _ATTEMPTS - 1:
+                    raise
+            except MessageRejected as exc:
+                return self._finish_error(message, exc)
+            except MedLedgerError as exc:
+                if exc.http_status >= 500:
+                    raise  # the store failed: no ACK, the sender retries
+                return self._finish_error(
+                    message,
+                    MessageRejected(exc.message, ack_code="AE", hl7_error="207"),
+                )
+        if isinstance(result, Unresolved):
+            code = "AA" if result.status == "held" else "AE"
+            if message.status == result.status and message.reason == result.reason:
+                return Outcome(result.status, code, message, result.reason)  # nothing new
+            done = self._anchor_and_finish(
+                message,
+                result.status,
+                "AA" if result.status == "held" else "AE",
+                refs=(),
+                reason=result.reason,
+                mismatch=result.mismatch,
+                unmapped=result.unmapped,
+            )
+            return Outcome(result.status, code, done, result.reason)
+        done = self._anchor_and_finish(message, "stored", "AA", refs=result.refs)
+        self._after_stored(result)
+        return Outcome("stored", "AA", done)
+
+    def _after_stored(self, stored: Stored) -> None:
+        if self.on_result is not None:
+            for report, placer_inst in stored.reports:
+                try:
+                    self.on_result(report, placer_inst)
+                except MedLedgerError as exc:
+                    log.error("result push not queued: %s", exc.code)
+        if stored.placers:
+            self.release_held(waiting=True)
+
+    def release_held(self, *, waiting: bool = False) -> int:
+        """Process held messages again (a mapping or an order may have arrived); return how
+        many were stored. ``waiting`` only retries results held for their order."""
+        if not self._release.acquire(blocking=False):
+            self._again = True  # the releasing thread makes another pass
+            return 0
+        total = 0
+        try:
+            while True:
+                self._again = False
+                stored = 0
+                for message in self.journal.by_status("held"):
+                    if waiting and message.mismatch != "order-unknown":
+                        continue
+                    stored += self.retry(message).status == "stored"
+                total += stored
+                if not stored and not self._again:
+                    return total
+                waiting = False  # a stored order may release results, a result nothing more
+        finally:
+            self._release.release()
+
+    def retry(self, message: Message) -> Outcome:
+        """Process a held or quarantined message again from its sealed bytes."""
+        raw = self.journal.raw(message)
+        try:
+            decoded = decode(raw, max_bytes=self.config.max_message_bytes)
+            model = to_model(decoded, self.senders)
+        except MessageRejected as exc:
+            return self._finish_error(message, exc)
+        return self.process(message, model)
+
+    # -- journal and ledger --------------------------------------------------------------------
+
+    def reject_unread(
+        self,
+        raw: bytes,
+        header: Header | None,
+        exc: MessageRejected,
+        interface: str,
+        inst: str | None = None,
+    ) -> Outcome:
+        """Journal a message that cannot be read or is not ours, so reconciliation counts it."""
+        control = header.control_id if header is not None and header.control_id else None
+        control = control or "sha256:" + hashlib.sha256(raw).hexdigest()[:32]
+        kind = header.message_type if header is not None and header.message_type else UNKNOWN
+        begun = self.journal.begin(
+            interface=interface,
+            institution=inst or UNKNOWN,
+            source=_source(header) if header is not None else UNKNOWN,
+            control_id=control[:256],
+            message_type=kind[:32],
+            raw=raw[: self.config.max_message_bytes],
+        )
+        if not begun.new and begun.finished:
+            return _again(begun.message, exc)
+        done = self._anchor_and_finish(begun.message, "rejected", "AR", reason=_why(exc))
+        return Outcome("rejected", "AR", done, _why(exc), exc)
+
+    def _finish_error(self, message: Message, exc: MessageRejected) -> Outcome:
+        status = "quarantined" if exc.ack_code == "AE" else "rejected"
+        done = self._anchor_and_finish(message, status, exc.ack_code, reason=_why(exc))
+        return Outcome(status, exc.ack_code, done, _why(exc), exc)
+
+    def _anchor_and_finish(
+        self,
+        message: Message,
+        status: str,
+        ack_code: str,
+        *,
+        refs: Sequence[str] = (),
+        reason: str | None = None,
+        mismatch: str | None = None,
+        unmapped: Sequence[str] = (),
+    ) -> Message:
+        entry = {
+            "v": 1,
+            "type": "interop.message",
+            "inst": message.institution,
+            "ts": format_ts(self.clock()),
+            "ref": f"interop/message/{message.id}",
+            "payload_hash": message.raw_hash,
+            "meta": {
+                "interface": message.interface,
+                "message_type": message.message_type,
+                "control_id": message.control_id,
+                "status": status,
+                "ack": ack_code,
+                "refs": list(refs)[:200],
+            },
+        }
+        index = self.service.ledger.append([entry])[0].index
+        return self.journal.finish(
+            message.id,
+            status=status,
+            ack_code=ack_code,
+            reason=reason,
+            mismatch=mismatch,
+            unmapped=tuple(unmapped),
+            refs=tuple(refs),
+            ledger_index=index,
+        )
+
+
+def _again(message: Message, error: MessageRejected | None = None) -> Outcome:
+    """The answer to a redelivery of a finished message: the same ACK code as before."""
+    code = message.ack_code or "AA"
+    if code != "AA" and error is None:
+        error = MessageRejected(message.reason or "not accepted", ack_code=code)
+    return Outcome("duplicate", code, message, message.reason, error)
+
+
+def _source(header: Header) -> str:
+    app = header.sending_application[0] if header.sending_application else ""
+    fac = header.sending_facility[0] if header.sending_facility else ""
+    return f"{app}^{fac}"[:256] or UNKNOWN
+
+
+def _why(exc: MessageRejected) -> str:
+    return f"{exc.field}: {exc.message}" if exc.field else exc.message
+
+
+def _stored_maps(service: RecordService) -> Callable[[], Translator]:
+    """A translator over the ConceptMaps stored on this node, rebuilt after one is written."""
+    state: dict[str, Translator] = {}
+    lock = threading.Lock()
+
+    def on_written(versions: Sequence[Version]) -> None:
+        if any(v.rtype == "ConceptMap" for v in versions):
+            with lock:
+                state.clear()
+
+    service.listeners.append(on_written)
+
+    def current() -> Translator:
+        with lock:
+            found = state.get("t")
+        if found is not None:
+            return found
+        maps = []
+        token: str | None = None
+        while True:
+            params = [("_count", "1000")] + ([("_page_token", token)] if token else [])
+            page = service.search("ConceptMap", params)
+            maps += page.resources
+            token = page.next_token
+            if token is None:
+                break
+        built = Translator(maps)
+        with lock:
+            state["t"] = built
+        return built
+
+    return current

@@ -1,0 +1,349 @@
+"""Store requisitions and results through the records layer, idempotently.
+
+Whatever interface a message came through, its neutral model (``interop.model``) is stored
+here as one FHIR transaction per requisition or report:
+
+- **requisitions**: the sender's item codes are translated to the performer's dictionary
+  (an unmapped code *holds* the message, never passes silently); lab and pathology specimens
+  get a barcode unique across the group (``urn:medledger:id:group:barcode``), allocated once
+  and kept when the message is processed again; an order already stored (same placer number)
+  is updated in place (a cancel becomes a new version), an unchanged one is left alone;
+- **results**: linked to their order by placer number (a result whose order is not there yet
+  is *held* until it arrives; one naming another patient is a *mismatch*); a report already
+  stored (same filler number) is updated in place, so a correction or recall is a new version
+  of the same DiagnosticReport and Observations and the history shows both.
+
+Every write is conditional on a business key, so processing a message twice (after a crash
+before its ACK, or a redelivery) creates nothing new.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from medledger.interop.barcode.scheme import BarcodeScheme
+from medledger.interop.barcode.sequences import Sequences, allocate
+from medledger.interop.hl7.fhir_orders import requisition_bundle
+from medledger.interop.hl7.fhir_results import result_bundle, result_children
+from medledger.interop.journal import CST
+from medledger.interop.model import (
+    LAB_KINDS,
+    Coded,
+    Requisition,
+    Result,
+    code_system,
+    identifier_system,
+)
+from medledger.interop.terminology.translate import Translator
+from medledger.records.bundles import process_bundle
+from medledger.records.guard import SystemGuard
+from medledger.records.service import RecordService
+
+__all__ = ["GROUP_BARCODE", "Ingest", "Stored", "Unresolved"]
+
+GROUP_BARCODE = identifier_system("group", "barcode")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a message produced: the resource versions written (or found unchanged)."""
+
+    refs: tuple[str, ...]
+    reports: tuple[tuple[str, str], ...] = ()  # (report version ref, placer institution)
+    placers: tuple[tuple[str, str], ...] = ()  # (institution, placer) of stored orders
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """Why a message cannot be stored now: held (waits for a mapping or its order) or a
+    mismatch (quarantined). ``detail`` names codes and numbers, never patient data."""
+
+    status: str  # held | quarantined
+    reason: str
+    mismatch: str | None = None
+    unmapped: tuple[str, ...] = ()
+    waiting_for: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Ingest:
+    """Store models through one node's records layer."""
+
+    def __init__(
+        self,
+        service: RecordService,
+        *,
+        translator: Callable[[], Translator],
+        barcodes: BarcodeScheme | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.service = service
+        self.translator = translator
+        self.barcodes = barcodes
+        self.sequences = Sequences(service.ledger.store.engine)
+        self.clock = clock
+
+    # -- requisitions ------------------------------------------------------------------------
+
+    def requisition(self, req: Requisition) -> Stored | Unresolved:
+        """Store ``req`` (ServiceRequests, Specimens, the Patient) or say why not yet."""
+        translations, unmapped = self._translations(req)
+        if unmapped:
+            return Unresolved(
+                "held",
+                f"no mapping to {req.performer}'s dictionary for {', '.join(unmapped)}",
+                unmapped=unmapped,
+            )
+        placer_system = identifier_system(req.sender, "placer")
+        existing: dict[str, tuple[str, int]] = {}
+        for item in req.items:
+            found = self._one("ServiceRequest", placer_system, item.placer, req.sender)
+            if found is not None:
+                existing[item.placer] = (found["id"], int(found["meta"]["versionId"]))
+        req, allocated = self._with_barcodes(req)
+        bundle = requisition_bundle(req, translations=translations, existing=existing)
+        self._add_group_barcodes(bundle, req, allocated)
+        refs = self._run(bundle, req.sender)
+        return Stored(refs, placers=tuple((req.sender, i.placer) for i in req.items))
+
+    def _translations(
+        self, req: Requisition
+    ) -> tuple[dict[tuple[str, str], Sequence[Coded]], tuple[str, ...]]:
+        if req.performer is None or req.performer == req.sender:
+            return {}, ()
+        target = code_system(req.performer)
+        translator = self.translator()
+        out: dict[tuple[str, str], Sequence[Coded]] = {}
+        missing: list[str] = []
+        for item in req.items:
+            key = (item.code.system, item.code.code)
+            found = translator.lookup(item.code.system, item.code.code, target)
+            if found:
+                out[key] = found
+            elif f"{key[0]}|{key[1]}" not in missing:
+                missing.append(f"{key[0]}|{key[1]}")
+        return out, tuple(missing)
+
+    def _with_barcodes(self, req: Requisition) -> tuple[Requisition, set[str]]:
+        """Lab items without the sender's barcode get the group barcode as their specimen id,
+        so each gets a Specimen (one per distinct sender barcode otherwise)."""
+        if self.barcodes is None:
+            return req, set()
+        items, allocated = [], set()
+        for item in req.items:
+            if item.kind in LAB_KINDS and not item.barcode:
+                value = self._group_barcode(req.sender, None, item.placer)
+                allocated.add(value)
+                item = replace(item, barcode=value)
+            items.append(item)
+        return replace(req, items=tuple(items)), allocated
+
+    def _add_group_barcodes(
+        self, bundle: dict[str, Any], req: Requisition, allocated: set[str]
+    ) -> None:
+        if self.barcodes is None:
+            return
+        system = identifier_system(req.sender, "barcode")
+        for e in bundle.get("entry", []):
+            resource = e.get("resource", {})
+            if resource.get("resourceType") != "Specimen":
+                continue
+            ids = resource.setdefault("identifier", [])
+            if any(i.get("system") == GROUP_BARCODE for i in ids):
+                continue
+            own = next((i["value"] for i in ids if i.get("system") == system), None)
+            value = own if own in allocated else self._group_barcode(req.sender, own, None)
+            ids.append({"system": GROUP_BARCODE, "value": value})
+
+    def _group_barcode(self, sender: str, own: str | None, placer: str | None) -> str:
+        """The Specimen's group barcode: the one stored before (processing again keeps it),
+        else a new one from the scheme."""
+        if own is not None:
+            found = self._one("Specimen", identifier_system(sender, "barcode"), own, sender)
+            if found is not None:
+                for ident in found.get("identifier", []):
+                    if ident.get("system") == GROUP_BARCODE:
+                        return str(ident["value"])
+        if placer is not None:
+            sr = self._one("ServiceRequest", identifier_system(sender, "placer"), placer, sender)
+            if sr is not None:
+                for ref in sr.get("specimen", []):
+                    rid = str(ref.get("reference", "")).split("/")[-1]
+                    spec = self.service.read("Specimen", rid).resource or {}
+                    for ident in spec.get("identifier", []):
+                        if ident.get("system") == GROUP_BARCODE:
+                            return str(ident["value"])
+        assert self.barcodes is not None
+        return allocate(self.barcodes, self.sequences, sender, self._today())
+
+    def _today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), CST).date()
+
+    # -- results -----------------------------------------------------------------------------
+
+    def results(self, results: Sequence[Result]) -> Stored | Unresolved:
+        """Store every report of a message, or none if one cannot be stored yet."""
+        plans = []
+        for res in results:
+            plan = self._plan_result(res)
+            if isinstance(plan, Unresolved):
+                return plan
+            plans.append(plan)
+        refs: list[str] = []
+        reports: list[tuple[str, str]] = []
+        for res, bundle, placer_inst in plans:
+            written = self._run(bundle, res.sender)
+            refs += written
+            report = next((r for r in written if r.startswith("DiagnosticReport/")), None)
+            if report is not None:
+                reports.append((report, placer_inst))
+        return Stored(tuple(refs), reports=tuple(reports))
+
+    def _plan_result(self, res: Result) -> tuple[Result, dict[str, Any], str] | Unresolved:
+        if res.placer is None:
+            return Unresolved(
+                "quarantined",
+                f"report {res.filler} names no placer order number (OBR-2): it cannot be linked",
+                mismatch="no-placer",
+            )
+        order = self._order_of(res)
+        if order is None:
+            return Unresolved(
+                "held",
+                f"order {res.placer} of report {res.filler} is not here yet",
+                mismatch="order-unknown",
+                waiting_for=(res.placer,),
+            )
+        subject = str(order.get("subject", {}).get("reference", ""))
+        patient = self.service.read("Patient", subject.split("/")[-1]).resource if subject else None
+        if patient is not None and not _same_patient(patient, res):
+            return Unresolved(
+                "quarantined",
+                f"report {res.filler} names another patient than order {res.placer}",
+                mismatch="patient-mismatch",
+            )
+        system = identifier_system(res.sender, "filler")
+        report = self._one("DiagnosticReport", system, res.filler, res.sender)
+        existing = (report["id"], int(report["meta"]["versionId"])) if report else None
+        children: dict[str, tuple[str, int]] = {}
+        if report is not None:
+            for rtype, key in result_children(res):
+                found = self._one(rtype, system, key, res.sender)
+                if found is not None:
+                    children[key] = (found["id"], int(found["meta"]["versionId"]))
+        bundle = result_bundle(
+            res,
+            order_ref=f"ServiceRequest/{order['id']}",
+            existing=existing,
+            patient_existing=subject or None,
+            existing_children=children,
+        )
+        placer_inst = _institution_of(order, res.placer) or res.placer_institution or ""
+        return res, bundle, placer_inst
+
+    def _order_of(self, res: Result) -> dict[str, Any] | None:
+        assert res.placer is not None
+        if res.placer_institution:
+            system = identifier_system(res.placer_institution, "placer")
+            return self._one("ServiceRequest", system, res.placer, None)
+        page = self.service.search("ServiceRequest", [("identifier", res.placer)])
+        for found in page.resources:
+            if _institution_of(found, res.placer) is not None:
+                return found
+        return None
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def _one(self, rtype: str, system: str, value: str, owner: str | None) -> dict[str, Any] | None:
+        """The current resource with this identifier (of ``owner``, if given), or None."""
+        guard = SystemGuard(owner) if owner else None
+        page = self.service.search(rtype, [("identifier", f"{system}|{value}")], guard=guard)
+        return page.resources[0] if page.resources else None
+
+    def _run(self, bundle: dict[str, Any], sender: str) -> tuple[str, ...]:
+        """Run the transaction as the sender; PUTs that would change nothing are dropped."""
+        bundle = self._drop_unchanged(bundle)
+        if not bundle["entry"]:
+            return ()
+        answer = process_bundle(self.service, bundle, guard=SystemGuard(sender))
+        return tuple(e["response"]["location"] for e in answer["entry"])
+
+    def _drop_unchanged(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Leave out PUTs that change nothing; references to them point at the stored id."""
+        kept, dropped = [], {}
+        for e in bundle.get("entry", []):
+            request = e.get("request", {})
+            if request.get("method") == "PUT":
+                rtype, rid = str(request["url"]).split("/")[:2]
+                current = self.service.read(rtype, rid).resource
+                if current is not None and _same(current, e["resource"]):
+                    if e.get("fullUrl"):
+                        dropped[str(e["fullUrl"])] = f"{rtype}/{rid}"
+                    continue
+            kept.append(e)
+        if dropped:
+            kept = [_relink(e, dropped) for e in kept]
+        return {**bundle, "entry": kept}
+
+
+def _relink(node: Any, dropped: dict[str, str]) -> Any:
+    """``node`` with references to dropped entries' fullUrls replaced by their stored ids."""
+    if isinstance(node, dict):
+        return {
+            k: dropped.get(v, v) if k == "reference" and isinstance(v, str) else _relink(v, dropped)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_relink(x, dropped) for x in node]
+    return node
+
+
+def _same(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` says nothing ``stored`` does not (ids, meta and references aside)."""
+
+    def core(resource: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(resource)
+        body.pop("id", None)
+        body.pop("meta", None)
+        return body
+
+    a, b = core(stored), core(new)
+    return bool(_strip_refs(a) == _strip_refs(b))
+
+
+def _strip_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: ("ref" if k == "reference" else _strip_refs(v)) for k, v in sorted(node.items())}
+    if isinstance(node, list):
+        return [_strip_refs(x) for x in node]
+    return node
+
+
+def _institution_of(order: dict[str, Any], placer: str) -> str | None:
+    """The institution whose placer number ``placer`` is, from the order's identifiers."""
+    for ident in order.get("identifier", []):
+        system = str(ident.get("system", ""))
+        if ident.get("value") == placer and system.endswith(":placer"):
+            return system.removeprefix("urn:medledger:id:").removesuffix(":placer")
+    return None
+
+
+def _same_patient(patient: dict[str, Any], res: Result) -> bool:
+    """The result's patient is the order's: same id among the order patient's identifiers, or
+    (the performer numbered them itself) same name and birth date."""
+    ids = {str(i.get("value")) for i in patient.get("identifier", [])}
+    if res.patient.id in ids:
+        return True
+    names = {str(n.get("text") or "") for n in patient.get("name", [])}
+    names |= {
+        "".join([str(n.get("family") or ""), *[str(g) for g in n.get("given", [])]])
+        for n in patient.get("name", [])
+    }
+    same_name = res.patient.name is not None and res.patient.name in names
+    same_birth = res.patient.birth_date is None or res.patient.birth_date == patient.get(
+        "birthDate"
+    )
+    return same_name and same_birth

@@ -1,0 +1,180 @@
+"""The gateway at run time: listener, gateway, push queue and worker, audit, together.
+
+``Interop.open(service, config, trail=...)`` builds them over an open node;
+``await start()`` starts the MLLP listener (if ``mllp.listen`` is configured) and the
+delivery worker, inside the server's event loop; ``await stop()`` stops both, letting
+messages in flight finish. Every message's AuditEvent is durable before its ACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from medledger.access.audit_event import AuditRecord
+from medledger.access.audit_trail import AuditTrail
+from medledger.access.caller import Caller
+from medledger.access.model import PrincipalKind
+from medledger.errors import InputError
+from medledger.interop.config import GatewayConfig
+from medledger.interop.delivery.queue import Delivery, DeliveryQueue
+from medledger.interop.delivery.worker import DeliveryWorker
+from medledger.interop.gateway import Gateway, Outcome
+from medledger.interop.listener import GatewayListener
+from medledger.interop.reconcile import reconcile
+from medledger.records.service import RecordService
+
+__all__ = ["Interop"]
+
+log = logging.getLogger(__name__)
+Sender = Callable[[Delivery, bytes, str], Awaitable[None]]
+Render = Callable[[Delivery], Awaitable[tuple[bytes, str]]]
+_STATUS = {"AA": 200, "AE": 422, "AR": 400}
+
+
+@dataclass
+class Interop:
+    """The gateway of one node and what runs beside it."""
+
+    service: RecordService
+    config: GatewayConfig
+    gateway: Gateway
+    queue: DeliveryQueue
+    listener: GatewayListener | None = None
+    senders: dict[str, Sender] = field(default_factory=dict)
+    renderers: dict[str, Render] = field(default_factory=dict)
+    _worker: DeliveryWorker | None = None
+    _stop: asyncio.Event | None = None
+    _task: asyncio.Task[None] | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls,
+        service: RecordService,
+        config: GatewayConfig,
+        *,
+        trail: AuditTrail | None = None,
+        listen: tuple[str, int] | None = None,
+    ) -> Interop:
+        """Build the gateway over ``service``; ``listen`` overrides ``mllp.listen``."""
+        queue = DeliveryQueue(service.ledger.store.engine)
+        holder: dict[str, Interop] = {}
+
+        def on_result(report: str, placer_inst: str) -> None:
+            holder["self"].queue_push(report, placer_inst)
+
+        gateway = Gateway(
+            service,
+            config,
+            on_result=on_result,
+            audit=_auditor(trail) if trail is not None else None,
+        )
+        where = listen or config.listen
+        listener = None
+        if where is not None:
+            listener = GatewayListener(gateway, host=where[0], port=where[1])
+        self = cls(service, config, gateway, queue, listener)
+        holder["self"] = self
+        return self
+
+    # -- pushes --------------------------------------------------------------------------------
+
+    def queue_push(self, report_ref: str, institution: str) -> bool:
+        """Queue the push of a stored report to ``institution``'s MLLP route, if it has one."""
+        route = self.config.routes.get(institution)
+        if route is None:
+            return False
+        key = hashlib.sha256(f"mllp|{institution}|{report_ref}".encode()).hexdigest()
+        return self.queue.enqueue(
+            key,
+            "mllp",
+            f"route:{institution}",
+            f"{route.host}:{route.port}",
+            institution,
+            report_ref,
+            self.config.delivery_deadline_s,
+        )
+
+    def add_channel(self, channel: str, render: Render, send: Sender) -> None:
+        """Deliver ``channel`` (mllp, rest-hook) with these functions."""
+        self.renderers[channel] = render
+        self.senders[channel] = send
+
+    async def _render(self, delivery: Delivery) -> tuple[bytes, str]:
+        render = self.renderers.get(delivery.channel)
+        if render is None:
+            raise InputError(
+                f"no renderer for channel {delivery.channel}",
+                field="channel",
+                value=delivery.channel,
+                expected=", ".join(sorted(self.renderers)) or "a configured channel",
+            )
+        return await render(delivery)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the listener and the delivery worker in the running loop."""
+        if self.listener is not None:
+            await self.listener.start()
+        self._worker = DeliveryWorker(self.queue, self.senders, self._render)
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._worker.run(self._stop))
+        await asyncio.to_thread(self.gateway.release_held)
+
+    async def stop(self) -> None:
+        """Stop accepting messages, finish the ones in flight, stop the worker."""
+        if self.listener is not None:
+            await self.listener.close()
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            try:
+                await asyncio.wait_for(self._task, 15)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        for close in self.closers:
+            await close()
+
+    def report(self, **kwargs: Any) -> dict[str, Any]:
+        """The reconciliation report (``interop.reconcile``)."""
+        return reconcile(self.gateway.journal, self.queue, **kwargs)
+
+
+def _auditor(trail: AuditTrail) -> Callable[[Outcome, str], None]:
+    """Record each message's AuditEvent: who sent it (the sending institution's interface),
+    what it produced (resource versions), the outcome as an HTTP-like status."""
+
+    def audit(outcome: Outcome, peer: str) -> None:
+        message = outcome.message
+        inst = message.institution if message is not None else ""
+        inst = "" if inst == "unknown" else inst
+        address = peer.rsplit(":", 1)[0].strip("[]") if peer else None
+        caller = Caller(
+            kind=PrincipalKind.CLIENT,
+            principal=f"mllp.{inst or 'unknown'}",
+            institution=inst,
+            address=address or None,
+        )
+        kind = message.message_type if message is not None else "unreadable"
+        refs = message.refs if message is not None else ()
+        rec = AuditRecord(
+            caller,
+            "transaction",
+            "C",
+            _STATUS.get(outcome.ack_code, 400),
+            description=f"hl7 {_safe(kind)} {outcome.status} ack {outcome.ack_code}",
+            entities=tuple(refs)[:200],
+            path="/mllp",
+        )
+        trail.record(rec)
+
+    return audit
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in text)[:32]
