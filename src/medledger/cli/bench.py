@@ -106,3 +106,37 @@ def api(
         progress=progress,
     )
     print_json(result)
+
+
+@app.command("mllp")
+@handle_errors
+def mllp(
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL for the started server (default: its SQLite file)."),
+    ] = None,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of each load phase.")] = 10.0,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Connections of the concurrent phase.")
+    ] = 100,
+    hold: Annotated[int, typer.Option(min=1, help="Connections held open at once.")] = 1000,
+    hold_seconds: Annotated[float, typer.Option(min=1, help="How long they are held.")] = 10.0,
+    peer: Annotated[bool, typer.Option(help="Run the canned-ACK MLLP peer too.")] = True,
+) -> None:
+    """ORU^R01 over MLLP with durable ACKs: messages/s and ACK latency over 1 and N
+    connections, 1,000 connections held at once; peer ratio; reconciliation afterwards."""
+    from medledger.benchmarks import mllp_gateway
+
+    def progress(stage: str) -> None:
+        err_console.print(f"· {stage}", markup=False)
+
+    result = mllp_gateway.run(
+        db=db,
+        seconds=seconds,
+        connections=connections,
+        hold_connections=hold,
+        hold_seconds=hold_seconds,
+        peer=peer,
+        progress=progress,
+    )
+    print_json(result)

@@ -384,7 +384,9 @@ def _source(header: Header) -> str:
 
 
 def _why(exc: MessageRejected) -> str:
-    return f"{exc.field}: {exc.message}" if exc.field else exc.message
+    if exc.field and not exc.message.startswith(str(exc.field)):
+        return f"{exc.field}: {exc.message}"
+    return exc.message
 
 
 def _stored_maps(service: RecordService) -> Callable[[], Translator]:
