@@ -25,6 +25,7 @@ from medledger.interop.delivery.queue import Delivery, DeliveryQueue
 from medledger.interop.delivery.worker import DeliveryWorker
 from medledger.interop.gateway import Gateway, Outcome
 from medledger.interop.listener import GatewayListener
+from medledger.interop.push import MllpPush
 from medledger.interop.reconcile import reconcile
 from medledger.records.service import RecordService
 
@@ -80,6 +81,12 @@ class Interop:
             listener = GatewayListener(gateway, host=where[0], port=where[1])
         self = cls(service, config, gateway, queue, listener)
         holder["self"] = self
+        if config.routes:
+            push = MllpPush(
+                config.routes, service=service, sending=(config.application, config.facility)
+            )
+            self.add_channel("mllp", push.render, push.send)
+            self.closers.append(push.close)
         return self
 
     # -- pushes --------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from medledger.interop.hl7.ack import parse_ack
+from medledger.interop.hl7.codec import decode
+from medledger.interop.hl7.results import read_results
+from medledger.interop.hl7.senders import SenderMap
 from medledger.interop.mllp.client import MllpClient
 from medledger.interop.terminology import Mapping, concept_map
 from tests.identity import CENTRAL, MEMBER
-from tests.interop.gateway.server import Hub
+from tests.interop.gateway.server import Hub, Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("interop-e2e")]
 
@@ -54,8 +57,18 @@ def wait_for(check, seconds: float = 20.0):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    running = Hub(tmp_path)
+def receiver() -> Iterator[Receiver]:
+    """The member hospital's HIS, receiving pushed results over MLLP."""
+    his = Receiver().start()
+    try:
+        yield his
+    finally:
+        his.stop()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, receiver: Receiver) -> Iterator[Hub]:
+    running = Hub(tmp_path, receiver_port=receiver.port)
     running.start()
     try:
         yield running
@@ -72,7 +85,7 @@ def corrected(report: bytes) -> bytes:
     return text.encode("utf-8")
 
 
-def test_referral_flow_over_mllp(hub: Hub) -> None:
+def test_referral_flow_over_mllp(hub: Hub, receiver: Receiver) -> None:
     """Orders held for a mapping, a result before its order, correction and recall, a
     duplicate and bad messages: every ACK right, every outcome stored or explained."""
     report = sample("oru_ct_report.hl7")
@@ -124,8 +137,17 @@ def test_referral_flow_over_mllp(hub: Hub) -> None:
         ]
         assert len(set(group)) == len(group) == 2  # one per lab specimen, unique
         assert all(len(v) == 14 and v.isdigit() and v.startswith("12") for v in group)
+    # Every stored report version was pushed to the member hospital's HIS as ORU^R01 in the
+    # route's charset (GB18030): the first CT report, its correction, both lab reports and
+    # the recall; each decodes to the report it carries.
+    assert wait_for(lambda: len(receiver.messages) >= 5), len(receiver.messages)
+    pushed = [read_results(decode(m), SenderMap({"MEDLEDGER": CENTRAL})) for m in receiver.messages]
+    assert all(b"GB18030" in m.split(b"\r", 1)[0] for m in receiver.messages)
+    statuses = sorted(r.status for batch in pushed for r in batch)
+    assert statuses == ["corrected", "entered-in-error", "final", "final", "final"], statuses
     with hub.http() as http:
         rec = http.get("/api/v1/interop/reconciliation").json()
+        assert rec["totals"]["forwarded"] == rec["totals"]["delivered"] == 5
         assert rec["totals"]["lost"] == 0
         assert rec["totals"]["unfinished"] == 0
         assert rec["totals"]["duplicates"] == 1
