@@ -100,7 +100,7 @@ def native_schema(live: Live) -> Iterator[BaseSchema]:
     try:
         schema = schemathesis.openapi.from_dict(document, config=config)
         # The admin API changes the directory and anchors it (tests/api/test_admin_api.py).
-        yield schema.include(path_regex=NATIVE).exclude(path_regex="^/api/v1/admin")
+        yield schema.include(path_regex=NATIVE).exclude(path_regex="^/api/v1/(admin|interop)")
     finally:
         for chars in found:
             unregister_string_format(_hex_format(chars))

@@ -14,7 +14,17 @@ from medledger.access.audit_trail import AuditTrail
 from medledger.access.consent import ConsentIndex
 from medledger.access.sharing import SharingPolicy, load_policy
 from medledger.access.token_service import TokenService
-from medledger.api import admin, audit_routes, auth, errors, fhir, interop_routes, native
+from medledger.api import (
+    admin,
+    audit_routes,
+    auth,
+    errors,
+    fhir,
+    interop_routes,
+    native,
+    specimens,
+    terminology,
+)
 from medledger.api.schemas import ErrorResponse, Health, Ready
 from medledger.api.security import SecurityMiddleware
 from medledger.interop.runtime import Interop
@@ -92,9 +102,12 @@ def create_app(
     errors.install(app)
     app.include_router(auth.router(sec.tokens, max_body=max_body))
     app.include_router(audit_routes.router(sec.trail))
+    # $translate before the generic /fhir/R4/{rtype}/{rid} routes, which would take it.
+    app.include_router(terminology.router(service, max_body=max_body))
     app.include_router(fhir.router(service, max_body=max_body))
     app.include_router(native.router(service.ledger.trust, max_body=max_body))
     app.include_router(admin.router(sec.tokens.admin(), service.ledger, max_body=max_body))
+    app.include_router(specimens.router(service, max_body=max_body))
     if interop is not None:
         app.include_router(interop_routes.router(interop, max_body=max_body))
     app.add_middleware(

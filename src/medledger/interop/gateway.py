@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from medledger.errors import MedLedgerError, MessageRejected, PreconditionFailed, WriteConflict
 from medledger.interop.config import GatewayConfig
+from medledger.interop.dictionaries import DictionaryService
 from medledger.interop.hl7.ack import build_ack
 from medledger.interop.hl7.codec import Decoded, Header, decode, peek_header
 from medledger.interop.hl7.inbound import to_model
@@ -78,7 +79,7 @@ class Gateway:
         self.clock = clock
         self.senders = config.senders
         self.journal = Journal(service.ledger.store.engine, service.keyring, service.suite)
-        self._translator = translator or _stored_maps(service)
+        self._translator = translator or DictionaryService(service).translator
         self.ingest = Ingest(
             service, translator=self._translator, barcodes=config.barcodes, clock=clock
         )
@@ -387,37 +388,3 @@ def _why(exc: MessageRejected) -> str:
     if exc.field and not exc.message.startswith(str(exc.field)):
         return f"{exc.field}: {exc.message}"
     return exc.message
-
-
-def _stored_maps(service: RecordService) -> Callable[[], Translator]:
-    """A translator over the ConceptMaps stored on this node, rebuilt after one is written."""
-    state: dict[str, Translator] = {}
-    lock = threading.Lock()
-
-    def on_written(versions: Sequence[Version]) -> None:
-        if any(v.rtype == "ConceptMap" for v in versions):
-            with lock:
-                state.clear()
-
-    service.listeners.append(on_written)
-
-    def current() -> Translator:
-        with lock:
-            found = state.get("t")
-        if found is not None:
-            return found
-        maps = []
-        token: str | None = None
-        while True:
-            params = [("_count", "1000")] + ([("_page_token", token)] if token else [])
-            page = service.search("ConceptMap", params)
-            maps += page.resources
-            token = page.next_token
-            if token is None:
-                break
-        built = Translator(maps)
-        with lock:
-            state["t"] = built
-        return built
-
-    return current
