@@ -140,7 +140,7 @@ def test_metadata_and_health(live: Live) -> None:
     cap = live.client.get("/fhir/R4/metadata").json()
     assert cap["resourceType"] == "CapabilityStatement"
     assert cap["fhirVersion"] == "4.0.1"
-    assert len(cap["rest"][0]["resource"]) == 15
+    assert len(cap["rest"][0]["resource"]) == 16
     assert live.client.get("/healthz").json() == {"status": "ok"}
     assert live.client.get("/readyz").json()["status"] == "ready"
 

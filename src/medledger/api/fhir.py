@@ -24,6 +24,7 @@ from medledger.errors import (
     MalformedDocument,
     PreconditionFailed,
 )
+from medledger.interop.subscription_match import check_subscription
 from medledger.records.fhir_model import SUPPORTED_TYPES
 from medledger.records.guard import Guard
 from medledger.records.search_defs import SEARCH_PARAMS
@@ -115,6 +116,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         if_none_exist: Annotated[str | None, Header()] = None,
     ) -> Response:
         body = await body_of(request)
+        _check_special(rtype, body)
         saved = await _run(
             service.create, rtype, body, if_none_exist=if_none_exist, guard=guard_of(request)
         )
@@ -143,6 +145,7 @@ def router(service: RecordService, *, max_body: int) -> APIRouter:
         if_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         body = await body_of(request)
+        _check_special(rtype, body)
         saved = await _run(
             service.update, rtype, rid, body, if_match=_etag(if_match), guard=guard_of(request)
         )
@@ -349,3 +352,10 @@ def capability_statement() -> dict[str, Any]:
             }
         ],
     }
+
+
+def _check_special(rtype: str, body: object) -> None:
+    """Rules beyond FHIR validation for resources the server acts on: a Subscription must be
+    one the gateway can deliver (rest-hook, a served criteria type, a signing secret)."""
+    if rtype == "Subscription" and isinstance(body, dict):
+        check_subscription(body)

@@ -129,7 +129,14 @@ def serve(
         security = open_security(service, audit_interval=audit_interval)
         gateway_config = load_gateway_config(interop_config or data / INTEROP_FILE)
         listen = (mllp_host, mllp_port) if mllp_port is not None else None
-        interop = Interop.open(service, gateway_config, trail=security.trail, listen=listen)
+        interop = Interop.open(
+            service,
+            gateway_config,
+            trail=security.trail,
+            listen=listen,
+            policy=security.policy,
+            consents=security.consents,
+        )
         where = listen or gateway_config.listen
         if where is not None:
             err_console.print(f"HL7 v2 over MLLP on {where[0]}:{where[1]}", markup=False)

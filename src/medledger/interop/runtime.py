@@ -15,10 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from medledger.access.audit_event import AuditRecord
 from medledger.access.audit_trail import AuditTrail
 from medledger.access.caller import Caller
+from medledger.access.consent import ConsentIndex
 from medledger.access.model import PrincipalKind
+from medledger.access.sharing import SharingPolicy
 from medledger.errors import InputError
 from medledger.interop.config import GatewayConfig
 from medledger.interop.delivery.queue import Delivery, DeliveryQueue
@@ -27,6 +31,7 @@ from medledger.interop.gateway import Gateway, Outcome
 from medledger.interop.listener import GatewayListener
 from medledger.interop.push import MllpPush
 from medledger.interop.reconcile import reconcile
+from medledger.interop.subscriptions import CHANNEL, SubscriptionHub
 from medledger.records.service import RecordService
 
 __all__ = ["Interop"]
@@ -52,6 +57,7 @@ class Interop:
     _stop: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    subscriptions: SubscriptionHub | None = None
 
     @classmethod
     def open(
@@ -61,8 +67,11 @@ class Interop:
         *,
         trail: AuditTrail | None = None,
         listen: tuple[str, int] | None = None,
+        policy: SharingPolicy | None = None,
+        consents: ConsentIndex | None = None,
     ) -> Interop:
-        """Build the gateway over ``service``; ``listen`` overrides ``mllp.listen``."""
+        """Build the gateway over ``service``; ``listen`` overrides ``mllp.listen``;
+        ``policy``/``consents`` decide what FHIR Subscriptions may be notified about."""
         queue = DeliveryQueue(service.ledger.store.engine)
         holder: dict[str, Interop] = {}
 
@@ -81,6 +90,13 @@ class Interop:
             listener = GatewayListener(gateway, host=where[0], port=where[1])
         self = cls(service, config, gateway, queue, listener)
         holder["self"] = self
+        self.subscriptions = SubscriptionHub(
+            service,
+            queue,
+            deadline_s=config.delivery_deadline_s,
+            policy=policy,
+            consents=consents,
+        )
         if config.routes:
             push = MllpPush(
                 config.routes, service=service, sending=(config.application, config.facility)
@@ -126,7 +142,13 @@ class Interop:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the listener and the delivery worker in the running loop."""
+        """Start the listener, the subscription hub and the delivery worker."""
+        if self.subscriptions is not None:
+            client = httpx.AsyncClient(timeout=10.0)
+            hub = self.subscriptions
+            self.add_channel(CHANNEL, hub.render, hub.sender(client))
+            self.closers.append(client.aclose)
+            await asyncio.to_thread(hub.start)
         if self.listener is not None:
             await self.listener.start()
         self._worker = DeliveryWorker(self.queue, self.senders, self._render)
@@ -144,6 +166,8 @@ class Interop:
                 await asyncio.wait_for(self._task, 15)
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
+        if self.subscriptions is not None:
+            await asyncio.to_thread(self.subscriptions.close)
         for close in self.closers:
             await close()
 

@@ -68,6 +68,7 @@ SUPPORTED_TYPES: tuple[str, ...] = (
     "CodeSystem",
     "ValueSet",
     "ConceptMap",
+    "Subscription",
 )
 _SUPPORTED = frozenset(SUPPORTED_TYPES)
 _MODELS = {name: resource_model(name) for name in SUPPORTED_TYPES}

@@ -200,6 +200,14 @@ def _build() -> dict[str, dict[str, ParamDef]]:
     del out["Provenance"]["identifier"]  # R4 Provenance has no identifier element
     for rt in ("CodeSystem", "ValueSet", "ConceptMap"):
         add(rt, _token("status", rt, "status", "code"), _date("date", rt, "date"))
+    # R4 types ``url`` as a uri parameter; it is matched exactly, as a token of no system.
+    add(
+        "Subscription",
+        _token("status", "Subscription", "status", "code"),
+        _token("url", "Subscription", "channel.endpoint", "code"),
+        _token("type", "Subscription", "channel.type", "code"),
+    )
+    del out["Subscription"]["identifier"]  # R4 Subscription has no identifier element
     out["CodeSystem"]["code"] = ParamDef(
         "code", "token", "CodeSystem.concept.code", ("concept",), "codesystem-code"
     )
