@@ -24,11 +24,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from medledger.access.caller import Caller
+from medledger.access.model import ANY
 from medledger.api.admin import caller_of
 from medledger.api.bodies import read_body
 from medledger.crypto.canonical import parse_json_object
 from medledger.errors import InputError, MessageRejected, NotFound, PermissionDenied
-from medledger.interop.hl7.codec import decode
+from medledger.interop.hl7.codec import Decoded, decode
+from medledger.interop.hl7.inbound import to_model
+from medledger.interop.hl7.senders import SenderMap
+from medledger.interop.model import Requisition
 from medledger.interop.runtime import Interop
 
 __all__ = ["HL7_TYPES", "router"]
@@ -50,6 +54,23 @@ def _operator(request: Request) -> Caller:
     return caller
 
 
+def _scope(caller: Caller) -> frozenset[str] | None:
+    """The institutions whose messages the caller sees: None (all) for a group-wide grant."""
+    if any(p.scope == ANY for p in caller.permissions):
+        return None
+    return frozenset({caller.institution} | {p.scope for p in caller.permissions})
+
+
+def _check_owner(caller: Caller, institution: str) -> None:
+    scope = _scope(caller)
+    if scope is not None and institution not in scope:
+        raise NotFound(
+            "no such message or delivery for this caller",
+            field="id",
+            expected="an id from this institution's worklist",
+        )
+
+
 def router(interop: Interop, *, max_body: int) -> APIRouter:
     """Build the ``/api/v1/interop`` routes over a running gateway."""
     r = APIRouter(prefix="/api/v1/interop", tags=["interop"])
@@ -64,22 +85,20 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
         caller = _operator(request)
         raw = await read_body(request, max_body, HL7_TYPES)
         try:
-            header = decode(raw, max_bytes=gateway.config.max_message_bytes).header
+            decoded: Decoded | None = decode(raw, max_bytes=gateway.config.max_message_bytes)
         except MessageRejected:
-            header = None
-        if header is not None:
-            inst = gateway.senders.lookup(header.sending_facility)
-            if (
-                inst is not None
-                and inst != caller.institution
-                and "group_admin" not in (caller.roles)
-            ):
-                raise PermissionDenied(
-                    f"{caller.principal} acts for {caller.institution}, the message is {inst}'s",
-                    field="MSH-4",
-                    value=inst,
-                    expected=f"a message of {caller.institution}",
-                )
+            decoded = None  # the gateway answers AR and journals it
+        owners = _owners(decoded, gateway.senders) if decoded is not None else set()
+        scope = _scope(caller)
+        foreign = sorted(owners - scope) if scope is not None else []
+        if foreign:
+            raise PermissionDenied(
+                f"{caller.principal} acts for {caller.institution}; the message would store "
+                f"records of {', '.join(foreign)}",
+                field="MSH-4",
+                value=", ".join(foreign),
+                expected=f"a message of {caller.institution}",
+            )
         client = request.client
         peer = client.host if client else ""
         ack = await _run(gateway.handle_hl7, raw, interface="http", peer=peer)
@@ -94,14 +113,20 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
     ) -> JSONResponse:
         """Per interface and day: received, stored, acknowledged, forwarded and delivered,
         duplicates suppressed, quarantined, mismatches; and every gap item by item."""
-        _operator(request)
-        report = await _run(interop.report, since=since, until=until, interface=interface)
+        caller = _operator(request)
+        report = await _run(
+            interop.report,
+            since=since,
+            until=until,
+            interface=interface,
+            institutions=_scope(caller),
+        )
         return JSONResponse(report)
 
     @r.get("/worklist")
     async def worklist(request: Request, status: str = "held,quarantined") -> JSONResponse:
         """Messages not stored: held (waiting for a mapping or their order), quarantined."""
-        _operator(request)
+        caller = _operator(request)
         wanted = [s.strip() for s in status.split(",") if s.strip()]
         for s in wanted:
             if s not in _STATUSES:
@@ -109,13 +134,15 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
                     "unknown status", field="status", value=s, expected=", ".join(_STATUSES)
                 )
         found = await _run(gateway.journal.by_status, *wanted)
-        return JSONResponse([m.to_json() for m in found])
+        scope = _scope(caller)
+        return JSONResponse([m.to_json() for m in found if scope is None or m.institution in scope])
 
     @r.post("/worklist/{message_id}/retry")
     async def retry(request: Request, message_id: int) -> JSONResponse:
         """Process a held or quarantined message again (e.g. after fixing a mapping)."""
-        _operator(request)
+        caller = _operator(request)
         message = await _run(gateway.journal.get, message_id)
+        _check_owner(caller, message.institution)
         if message.status not in ("held", "quarantined", "received"):
             raise NotFound(
                 f"message {message_id} is {message.status}, not waiting",
@@ -129,8 +156,13 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
     @r.get("/deliveries/dead")
     async def dead(request: Request) -> JSONResponse:
         """Pushes that ran out of retries (the dead-letter list)."""
-        _operator(request)
-        found = await _run(interop.queue.dead, 1000)
+        caller = _operator(request)
+        scope = _scope(caller)
+        found = [
+            d
+            for d in await _run(interop.queue.dead, 1000)
+            if scope is None or d.institution in scope
+        ]
         return JSONResponse(
             [
                 {
@@ -149,8 +181,16 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
 
     @r.post("/deliveries/redeliver")
     async def redeliver(request: Request) -> JSONResponse:
-        """Put dead-lettered pushes back in the queue: ``{"ids": [..]}`` or ``{"all": true}``."""
-        _operator(request)
+        """Put dead-lettered pushes back in the queue: ``{"ids": [..]}`` or ``{"all": true}``
+        (group-wide callers only: a push belongs to the recipient, not to the caller)."""
+        caller = _operator(request)
+        if _scope(caller) is not None:
+            raise PermissionDenied(
+                "redelivery needs a group-wide integration or admin grant",
+                field="caller",
+                value=caller.principal,
+                expected="a grant with scope *",
+            )
         raw = await read_body(request, 64 * 1024, ("application/json",))
         body = parse_json_object(raw, field="body", error=InputError)
         ids = body.get("ids")
@@ -168,3 +208,17 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
         return JSONResponse({"redelivered": count})
 
     return r
+
+
+def _owners(decoded: Decoded, senders: SenderMap) -> set[str]:
+    """The institutions that would own what the message stores (orders: the placer;
+    results: the performer)."""
+    try:
+        model = to_model(decoded, senders)
+    except MessageRejected:
+        return set()  # the gateway answers AE/AR and stores nothing
+    if isinstance(model, Requisition):
+        return {model.sender}
+    if isinstance(model, list):
+        return {r.sender for r in model}
+    return set()

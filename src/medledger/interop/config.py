@@ -85,11 +85,25 @@ class GatewayConfig:
         nets = self.peers.get(institution)
         if not nets:
             return True
-        try:
-            ip = ipaddress.ip_address(address.rsplit(":", 1)[0].strip("[]"))
-        except ValueError:
+        ip = _address_of(address)
+        if ip is None:
             return False
         return any(ip in net for net in nets)
+
+
+def _address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP of ``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    candidates = [text, text.strip("[]")]
+    if text.startswith("["):
+        candidates.append(text[1:].split("]", 1)[0])
+    elif text.count(":") == 1:
+        candidates.append(text.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            return ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+    return None
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:

@@ -141,6 +141,17 @@ class Gateway:
                 expected="an address listed under peers:",
             )
             return self.reject_unread(raw, header, err, interface, inst), header
+        if len(str(header.control_id)) > 199:
+            err = MessageRejected(
+                "MSH-10 is longer than 199 characters",
+                ack_code="AR",
+                segment="MSH",
+                position=10,
+                hl7_error="102",
+                value=str(header.control_id)[:40],
+                expected="a message control id of at most 199 characters (HL7 v2.5: 20)",
+            )
+            return self.reject_unread(raw, header, err, interface, inst), header
         if header.message_code == "ACK":
             err = MessageRejected(
                 "an ACK is not a message the gateway takes",

@@ -217,6 +217,18 @@ class Ingest:
                 mismatch="order-unknown",
                 waiting_for=(res.placer,),
             )
+        performers = {
+            str(p.get("identifier", {}).get("value"))
+            for p in order.get("performer", [])
+            if isinstance(p, dict) and p.get("identifier")
+        }
+        if performers and res.sender not in performers:
+            return Unresolved(
+                "quarantined",
+                f"report {res.filler} comes from {res.sender}; order {res.placer} was sent to "
+                f"{', '.join(sorted(performers))}",
+                mismatch="performer-mismatch",
+            )
         subject = str(order.get("subject", {}).get("reference", ""))
         patient = self.service.read("Patient", subject.split("/")[-1]).resource if subject else None
         if patient is not None and not _same_patient(patient, res):

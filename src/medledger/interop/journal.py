@@ -226,8 +226,10 @@ class Journal:
             )
         values: dict[str, Any] = {
             "status": status,
-            "ack_code": ack_code,
-            "acked_at": int(self.clock() * 1000) if ack_code else None,
+            # What the sender was told first stays: a later outcome (a held message
+            # quarantined on retry) changes the status, not the answer already given.
+            "ack_code": func.coalesce(M.c.ack_code, ack_code),
+            "acked_at": func.coalesce(M.c.acked_at, int(self.clock() * 1000) if ack_code else None),
             "reason": reason[:1000] if reason else None,
             "mismatch": mismatch,
             "unmapped": json.dumps(list(unmapped)) if unmapped else None,

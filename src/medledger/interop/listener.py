@@ -68,9 +68,9 @@ class GatewayListener:
         work = partial(self.gateway.handle_hl7, payload, interface="mllp", peer=peer.address)
         try:
             return await anyio.to_thread.run_sync(work, limiter=self._limiter)
-        except MedLedgerError as exc:
-            # Not durable: no ACK. The sender resends on a new connection.
-            log.error("MLLP message not stored (%s): connection dropped, no ACK", exc.code)
+        except Exception as exc:  # the store failed, or a bug: never claim the message is kept
+            code = exc.code if isinstance(exc, MedLedgerError) else type(exc).__name__
+            log.error("MLLP message not stored (%s): connection dropped, no ACK", code)
             peer.drop()
             return b""
 

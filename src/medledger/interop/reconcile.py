@@ -10,12 +10,14 @@ Counts per (day, interface), the day being the hospital's (UTC+8) day of first a
 - ``acknowledged``: messages whose ACK outcome is recorded;
 - ``unfinished``: journalled but cut off before an outcome (the node stopped before its
   ACK: the sender resends, and the redelivery completes it);
-- ``lost``: answered AA but neither stored nor held: must be 0, and is checked;
+- ``lost``: answered AA but nothing kept (neither stored, held nor quarantined): must be 0;
+  a message answered AA while held and quarantined later is a gap, listed below;
 - ``mismatches``: results not linkable (no placer number, another patient) or still waiting
   for their order;
 - per push channel: ``forwarded`` (queued), ``delivered``, ``pending``, ``dead``.
 
-``gaps`` lists every message that is not stored and every push not delivered.
+``gaps`` lists every message that is not stored and every dead-lettered push (pending pushes
+are counted, not listed: they are still being retried).
 """
 
 from __future__ import annotations
@@ -89,14 +91,18 @@ def reconcile(
     since: str | None = None,
     until: str | None = None,
     interface: str | None = None,
+    institutions: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """The reconciliation report of days ``since``..``until`` as JSON-ready data."""
+    """The reconciliation report of days ``since``..``until`` as JSON-ready data;
+    ``institutions`` keeps only their messages and pushes (None: all)."""
     days = resolve_days(since, until)
     rows: dict[tuple[str, str], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(_MESSAGE_COUNTS, 0)
     )
     gaps: list[dict[str, Any]] = []
     for m in journal.between(days.since, days.until, interface):
+        if institutions is not None and m.institution not in institutions:
+            continue
         row = rows[(m.day, m.interface)]
         row["distinct"] += 1
         row["received"] += 1 + m.duplicates
@@ -107,8 +113,8 @@ def reconcile(
             row["acknowledged"] += 1
         if m.status == "received":
             row["unfinished"] += 1
-        if m.ack_code == "AA" and m.status not in ("stored", "held"):
-            row["lost"] += 1
+        if m.ack_code == "AA" and m.status in ("received", "rejected"):
+            row["lost"] += 1  # told AA, yet nothing kept: must never happen
         if m.mismatch and m.status != "stored":
             row["mismatches"] += 1
         if m.status != "stored" and len(gaps) < _MAX_GAPS:
@@ -130,7 +136,8 @@ def reconcile(
             )
     pushes: list[dict[str, Any]] = []
     if deliveries is not None:
-        for (day, channel), c in sorted(deliveries.counts(days.since, days.until).items()):
+        by_day = deliveries.counts(days.since, days.until) if institutions is None else {}
+        for (day, channel), c in sorted(by_day.items()):
             pushes.append(
                 {
                     "day": day,
@@ -142,7 +149,8 @@ def reconcile(
                 }
             )
         for d in deliveries.dead(_MAX_GAPS):
-            if days.since <= d.day <= days.until and len(gaps) < _MAX_GAPS:
+            mine = institutions is None or d.institution in institutions
+            if mine and days.since <= d.day <= days.until and len(gaps) < _MAX_GAPS:
                 gaps.append(
                     {
                         "kind": "delivery",
