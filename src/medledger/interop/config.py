@@ -19,6 +19,9 @@ barcodes:                    # group-unique specimen barcodes (interop/barcode/s
   institutions: {hosp-member-east: "12", hosp-central: "10"}
 delivery:
   deadline: 72h              # retry a push for this long, then dead-letter it
+views:                       # SQL views polled in, bridge tables written out
+  connectors: [...]          # interop/views/__init__.py documents every key
+  exposed: {url: postgresql+psycopg://bridge@10.1.2.9:5432/bridge}
 ```
 
 Every error names the key path, the value and what was wanted; nothing is half-loaded.
@@ -38,6 +41,7 @@ import yaml
 from medledger.errors import InputError
 from medledger.interop.barcode.scheme import BarcodeScheme, scheme_from_mapping
 from medledger.interop.hl7.senders import SenderMap
+from medledger.interop.views.config import ViewsConfig, parse_config
 
 __all__ = ["CONFIG_FILE", "GatewayConfig", "MllpRoute", "load_gateway_config", "parse_gateway"]
 
@@ -75,6 +79,7 @@ class GatewayConfig:
     routes: Mapping[str, MllpRoute] = field(default_factory=dict)
     barcodes: BarcodeScheme | None = None
     delivery_deadline_s: float = 72 * 3600.0
+    views: ViewsConfig | None = None
 
     @property
     def senders(self) -> SenderMap:
@@ -124,7 +129,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
 def parse_gateway(data: Any) -> GatewayConfig:
     """Validate a parsed configuration mapping."""
     top = _mapping(data, "interop")
-    _only(top, "interop", {"facilities", "peers", "mllp", "routes", "barcodes", "delivery"})
+    _only(
+        top, "interop", {"facilities", "peers", "mllp", "routes", "barcodes", "delivery", "views"}
+    )
     facilities = {
         _text(k, "facilities"): _text(v, f"facilities.{k}")
         for k, v in _mapping(top.get("facilities", {}), "facilities").items()
@@ -171,7 +178,9 @@ def parse_gateway(data: Any) -> GatewayConfig:
     delivery = _mapping(top.get("delivery", {}), "delivery")
     _only(delivery, "delivery", {"deadline"})
     deadline = _duration(delivery.get("deadline", "72h"), "delivery.deadline")
+    views = parse_config(_mapping(top["views"], "views")) if "views" in top else None
     return GatewayConfig(
+        views=views,
         facilities=facilities,
         peers=peers,
         listen=listen,

@@ -38,6 +38,7 @@ from medledger.interop.hl7.inbound import to_model
 from medledger.interop.ingest import Ingest, Stored, Unresolved
 from medledger.interop.journal import Journal, Message
 from medledger.interop.model import Requisition, Result
+from medledger.interop.model_json import model_from_json
 from medledger.interop.terminology.translate import Translator
 from medledger.ledger.block import format_ts
 from medledger.records.service import RecordService
@@ -85,9 +86,14 @@ class Gateway:
         )
         self.on_result = on_result  # (report version ref, placer institution): queue a push
         self.audit = audit  # (outcome, peer address): the message's AuditEvent
+        self.on_stored: Callable[[object, Stored], None] | None = None  # bridge tables
         self._release = threading.Lock()
         self._again = False
         service.listeners.append(self._on_written)
+
+    def translator(self) -> Translator:
+        """The current code translator (the stored ConceptMaps)."""
+        return self._translator()
 
     def _on_written(self, versions: Sequence[Version]) -> None:
         """A new mapping may release held orders: retry them off the writing thread."""
@@ -264,6 +270,11 @@ class Gateway:
             )
             return Outcome(result.status, code, done, result.reason)
         done = self._anchor_and_finish(message, "stored", "AA", refs=result.refs)
+        if self.on_stored is not None:
+            try:
+                self.on_stored(model, result)
+            except MedLedgerError as exc:
+                log.error("stored message %s not exposed: %s", message.id, exc.code)
         self._after_stored(result)
         return Outcome("stored", "AA", done)
 
@@ -302,6 +313,9 @@ class Gateway:
     def retry(self, message: Message) -> Outcome:
         """Process a held or quarantined message again from its sealed bytes."""
         raw = self.journal.raw(message)
+        if message.message_type.startswith("row:"):  # a view row or FHIR-born: model JSON
+            row = model_from_json(raw)
+            return self.process(message, row if isinstance(row, Requisition) else [row])
         try:
             decoded = decode(raw, max_bytes=self.config.max_message_bytes)
             model = to_model(decoded, self.senders)
@@ -335,6 +349,10 @@ class Gateway:
             return _again(begun.message, exc)
         done = self._anchor_and_finish(begun.message, "rejected", "AR", reason=_why(exc))
         return Outcome("rejected", "AR", done, _why(exc), exc)
+
+    def quarantine(self, message: Message, reason: str) -> Outcome:
+        """Quarantine a journalled message that cannot be mapped (e.g. a bad view row)."""
+        return self._finish_error(message, MessageRejected(reason, ack_code="AE"))
 
     def _finish_error(self, message: Message, exc: MessageRejected) -> Outcome:
         status = "quarantined" if exc.ack_code == "AE" else "rejected"

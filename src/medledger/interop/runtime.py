@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from medledger.interop.listener import GatewayListener
 from medledger.interop.push import MllpPush
 from medledger.interop.reconcile import reconcile
 from medledger.interop.subscriptions import CHANNEL, SubscriptionHub
+from medledger.interop.view_intake import Exposer, run_pollers
+from medledger.interop.views.exposed import ExposedTables
 from medledger.records.service import RecordService
 
 __all__ = ["Interop"]
@@ -58,6 +61,8 @@ class Interop:
     _task: asyncio.Task[None] | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     subscriptions: SubscriptionHub | None = None
+    _views_stop: threading.Event | None = None
+    _view_threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -149,6 +154,13 @@ class Interop:
             self.add_channel(CHANNEL, hub.render, hub.sender(client))
             self.closers.append(client.aclose)
             await asyncio.to_thread(hub.start)
+        views = self.config.views
+        if views is not None and views.exposed is not None:
+            tables = await asyncio.to_thread(ExposedTables.from_config, views.exposed)
+            self.gateway.on_stored = Exposer(self.gateway, tables)
+        if views is not None and views.connectors:
+            self._views_stop = threading.Event()
+            self._view_threads = run_pollers(self.gateway, views.connectors, self._views_stop)
         if self.listener is not None:
             await self.listener.start()
         self._worker = DeliveryWorker(self.queue, self.senders, self._render)
@@ -160,6 +172,10 @@ class Interop:
         """Stop accepting messages, finish the ones in flight, stop the worker."""
         if self.listener is not None:
             await self.listener.close()
+        if self._views_stop is not None:
+            self._views_stop.set()
+            for thread in self._view_threads:
+                await asyncio.to_thread(thread.join, 30)
         if self._stop is not None and self._task is not None:
             self._stop.set()
             try:
