@@ -98,7 +98,7 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         for expected in ("/docs", "/fhir/R4/metadata", "示例市第一人民医院", "示例区中医院"):
             assert expected in text
         commands = _commands(output)
-        assert len(commands) == 8, text
+        assert len(commands) == 9, text
         done = [_bash(c, tmp_path) for c in commands]
         for c, r in zip(commands, done, strict=True):
             assert r.returncode == 0, (c, r.stdout, r.stderr)
@@ -126,7 +126,10 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         assert {e["resourceType"] for e in events} == {"AuditEvent"}
         assert all(e["recorded"] for e in events)
         assert order["code"]["text"] not in done[6].stdout  # no clinical text in the trail
-        assert done[7].stdout.strip() == "401"
+        # The gateway took an order and its report over MLLP: both stored, nothing lost.
+        totals = json.loads(done[7].stdout)["totals"]
+        assert (totals["stored"], totals["lost"], totals["unfinished"]) == (2, 0, 0)
+        assert done[8].stdout.strip() == "401"
 
         verify = commands[4].rsplit(" && ", 1)[1]
         assert " verify " in verify
@@ -166,7 +169,7 @@ def test_demo_serves_its_printed_commands_then_stops_and_reruns(tmp_path: Path) 
         )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"port {port} is taken" in again.stdout
-    assert len(_commands(again.stdout.splitlines())) == 8
+    assert len(_commands(again.stdout.splitlines())) == 9
     second = re.search(r"chain ([0-9a-f]+)", again.stdout)
     assert first is not None
     assert second is not None

@@ -30,6 +30,7 @@ from medledger.api.app import create_app, open_security
 from medledger.crypto.canonical import canonical_bytes
 from medledger.crypto.trust import load_trust_bundle
 from medledger.demo_accounts import client_token, create_accounts, user_token, write_header
+from medledger.demo_gateway import open_gateway, send_referral
 from medledger.demo_ledger import DEMO_DIR, fresh_dir
 from medledger.demo_seed import FHIR, Seeded, seed
 from medledger.demo_story import Story, build_story
@@ -61,11 +62,12 @@ class _Hub:
 
     def __init__(self, service: RecordService, sock: socket.socket) -> None:
         self.security = open_security(service, token_ttl=3600)
+        self.interop, self.mllp_port = open_gateway(service, self.security.trail, HOST)
         config = uvicorn.Config(
-            create_app(service, security=self.security),
+            create_app(service, security=self.security, interop=self.interop),
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="on",  # starts the MLLP listener and the push worker
         )
         self.server = uvicorn.Server(config)
         self.port = int(sock.getsockname()[1])
@@ -146,7 +148,9 @@ def main() -> None:
         console.print(f"1. 账本 ledger: chain {node.config.chain}, suite {node.suite.name}, {DATA}")
         hub = _Hub(service, _listen(port))
         url = hub.start()
-        console.print(f"2. 服务 server: {url} (FHIR R4 at {FHIR})")
+        console.print(
+            f"2. 服务 server: {url} (FHIR R4 at {FHIR}); HL7 v2 MLLP at {HOST}:{hub.mllp_port}"
+        )
         story = build_story(SEED, PATIENTS)
         accounts = create_accounts(node, list(story.institutions))
         console.print(
@@ -158,7 +162,6 @@ def main() -> None:
             headers = {
                 user: write_header(DEMO_DIR / f"{user}.header", user_token(http, user, pw))
                 for user, pw in accounts.passwords.items()
-                if user != "admin"
             }
         with (
             httpx.Client(base_url=url, timeout=60, headers=_auth(sys_tokens["lis-central"])) as lis,
@@ -175,6 +178,12 @@ def main() -> None:
             console.print(
                 f'5. 报告更正 corrected {seeded.corrected} → v2 amended (If-Match W/"1"); '
                 f"报告召回 recalled {seeded.recalled} → v2 entered-in-error"
+            )
+            acks = send_referral(his, HOST, hub.mllp_port)
+            console.print(
+                f"6. HL7 v2 over MLLP: ORM^O01 from 示例区中医院 → {acks[0]}, ORU^R01 "
+                f"(GB18030) from 示例市第一人民医院 → {acks[1]}; code JC0101 translated to 300101, "
+                "journalled, stored, anchored (interop.message) and audited before each ACK"
             )
             _self_check(client, seeded)
             _summary(client, story)
@@ -201,7 +210,7 @@ def _self_check(client: httpx.Client, seeded: Seeded) -> None:
     resource = _get(client, ref)
     trust = load_trust_bundle(DATA / TRUST_FILE)
     report = verify_certificate(cert, trust, payload=canonical_bytes(resource))
-    console.print(f"6. 自检 self-check: certificate of {seeded.corrected}/_history/2, offline:")
+    console.print(f"7. 自检 self-check: certificate of {seeded.corrected}/_history/2, offline:")
     for line in report.passed:
         console.print(f"     [green]✓[/] {line}")
     altered = {**resource, "conclusion": resource["conclusion"] + "。"}
@@ -280,6 +289,10 @@ def _print_commands(
         (
             "审计员查看审计记录（不含临床内容）the auditor reads the audit trail, no clinical data",
             f"curl -s {auditor} '{url}{FHIR}/AuditEvent?_count=3'",
+        ),
+        (
+            "集团管理员看网关对账 the group admin reads the gateway's reconciliation",
+            f"curl -s -H @{headers['admin']} '{url}/api/v1/interop/reconciliation'",
         ),
         (
             "没有令牌：401 without a token: 401",
