@@ -18,8 +18,9 @@ interop_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``interop`` group, with every area's commands, to ``app``."""
-    from medledger.cli import interop_dict_cmds, interop_gateway_cmds
+    from medledger.cli import image_cmds, interop_dict_cmds, interop_gateway_cmds
 
     interop_gateway_cmds.register(interop_app)
     interop_dict_cmds.register(interop_app)
+    image_cmds.register(interop_app)
     app.add_typer(interop_app, name="interop")
