@@ -54,6 +54,7 @@ __all__ = [
     "load_async",
     "run",
     "sample_message",
+    "stop_process",
 ]
 
 Messages = Callable[[int], bytes]
@@ -252,9 +253,8 @@ async def _once(client: MllpClient, index: int, messages: Messages, tally: _Tall
 def _in_child(kind: str, host: str, port: int, options: dict[str, Any]) -> dict[str, Any]:
     """The child process's entry: raise the file limit, run one phase on uvloop, report."""
     raise_open_files_limit()
-    if kind == "hold":
-        return run_loop(hold_async(host, port, **options))
-    return run_loop(load_async(host, port, **options))
+    phase = hold_async if kind == "hold" else load_async
+    return run_loop(phase(host, port, **options))
 
 
 def _generator() -> ProcessPoolExecutor:
@@ -275,7 +275,8 @@ def run(
     """Run :func:`load_async` in a separate (spawned) process and return its report."""
     _check(connections, seconds, count)
     options = dict(messages=messages, connections=connections, seconds=seconds, count=count)
-    return _spawned("load", host, port, options | {"timeout": timeout})
+    with _generator() as pool:
+        return pool.submit(_in_child, "load", host, port, options | {"timeout": timeout}).result()
 
 
 def hold(
@@ -290,12 +291,8 @@ def hold(
     """Run :func:`hold_async` in a separate (spawned) process and return its report."""
     _check(connections, seconds, None)
     options = dict(connections=connections, seconds=seconds, messages=messages, timeout=timeout)
-    return _spawned("hold", host, port, options)
-
-
-def _spawned(kind: str, host: str, port: int, options: dict[str, Any]) -> dict[str, Any]:
     with _generator() as pool:
-        return pool.submit(_in_child, kind, host, port, options).result()
+        return pool.submit(_in_child, "hold", host, port, options).result()
 
 
 def bench(
@@ -364,14 +361,18 @@ def _peer_process() -> Iterator[int]:
                 raise EnvironmentFailure(f"the MLLP peer did not start: {tail}")
             yield int(line.split()[1])
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
+            stop_process(proc, 20)
+
+
+def stop_process(proc: subprocess.Popen[Any], wait_s: float) -> None:
+    """Terminate ``proc``, kill it if it has not exited within ``wait_s`` s; close its pipes."""
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    with proc:  # leaving closes the pipes and waits for the exit
+        pass
 
 
 async def _serve_peer(host: str, port: int) -> None:

@@ -70,7 +70,7 @@ def run(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Start the gateway, seed the orders, run the phases, reconcile; JSON-ready result."""
-    from medledger.benchmarks.mllp import bench
+    from medledger.benchmarks.mllp import bench, stop_process
 
     with tempfile.TemporaryDirectory(prefix="medledger-bench-mllp-") as tmp:
         data = Path(tmp) / "d"
@@ -101,14 +101,7 @@ def run(
                 progress=progress,
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+            stop_process(proc, 30)
         result["reconciliation"] = _reconcile(data)
     result.update(benchmark="mllp", db="postgresql" if db else "sqlite", orders=ORDERS)
     return result

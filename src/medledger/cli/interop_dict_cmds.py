@@ -11,8 +11,9 @@ encoding, unknown institution or code; the error names the row and column or the
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -106,6 +107,23 @@ def _format_of(out: Path, fmt: Literal["csv", "xlsx"] | None) -> Literal["csv", 
     return "xlsx" if out.suffix.lower() == ".xlsx" else "csv"
 
 
+def _export(
+    data: Path,
+    out: Path,
+    fmt: Literal["csv", "xlsx"] | None,
+    lang: Literal["zh", "en"],
+    what: str,
+    fetch: Callable[[DictionaryService], list[Any]],
+    write: Callable[..., bytes],
+) -> None:
+    """Write what ``fetch`` reads from the stored dictionaries to ``out`` as a table:
+    ``write(rows, format=…, language=…)`` is ``write_dictionary`` or ``write_mappings``."""
+    chosen = _format_of(out, fmt)
+    with _dictionaries(data) as dicts:
+        rows = fetch(dicts)
+    _write(out, write(rows, format=chosen, language=lang), chosen, what)
+
+
 @dictionary_app.command("import")
 @handle_errors
 def dictionary_import(
@@ -138,10 +156,8 @@ def dictionary_export(
     """Export an institution's stored dictionary as CSV (UTF-8 with BOM) or XLSX."""
     from medledger.interop.terminology import write_dictionary
 
-    chosen = _format_of(out, fmt)
-    with _dictionaries(data) as dicts:
-        items = dicts.dictionary_items(institution)
-    _write(out, write_dictionary(items, format=chosen, language=lang), chosen, institution)
+    fetch = methodcaller("dictionary_items", institution)  # DictionaryService → items
+    _export(data, out, fmt, lang, institution, fetch, write_dictionary)
 
 
 @mapping_app.command("import")
@@ -179,10 +195,8 @@ def mapping_export(
     """Export the stored mapping source → target as CSV (UTF-8 with BOM) or XLSX."""
     from medledger.interop.terminology import write_mappings
 
-    chosen = _format_of(out, fmt)
-    with _dictionaries(data) as dicts:
-        pairs = dicts.mapping_pairs(source, target)
-    _write(out, write_mappings(pairs, format=chosen, language=lang), chosen, f"{source} → {target}")
+    fetch = methodcaller("mapping_pairs", source, target)  # DictionaryService → pairs
+    _export(data, out, fmt, lang, f"{source} → {target}", fetch, write_mappings)
 
 
 @mapping_app.command("suggest")

@@ -41,6 +41,7 @@ import yaml
 from medledger.errors import InputError
 from medledger.interop.barcode.scheme import BarcodeScheme, scheme_from_mapping
 from medledger.interop.hl7.senders import SenderMap
+from medledger.interop.hl7.writer import codec_or_fail
 from medledger.interop.views.config import ViewsConfig, parse_config
 
 __all__ = ["CONFIG_FILE", "GatewayConfig", "MllpRoute", "load_gateway_config", "parse_gateway"]
@@ -54,7 +55,12 @@ CHARSETS = ("UTF-8", "GB18030", "GBK")
 
 @dataclass(frozen=True)
 class MllpRoute:
-    """Where an institution receives pushed results over MLLP."""
+    """Where ``institution`` receives pushed results: its HIS's MLLP listener and MSH-5/MSH-6
+    names (``interop.push`` calls it ``Route``).
+
+    ``charset`` is written in MSH-18 and used to encode (``UTF-8``, ``GB18030`` or ``GBK``);
+    ``facility`` defaults to the institution id. Invalid values raise InputError naming the field.
+    """
 
     institution: str
     host: str
@@ -62,6 +68,23 @@ class MllpRoute:
     charset: str = "UTF-8"
     application: str = "HIS"
     facility: str = ""
+
+    def __post_init__(self) -> None:
+        """Check every field; an empty ``facility`` becomes the institution id."""
+        for name in ("institution", "host", "application"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(
+                    f"route {name} must be non-empty text", field=name, value=value, expected="text"
+                )
+        port = self.port
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InputError(
+                "route port out of range", field="port", value=port, expected="1-65535"
+            )
+        codec_or_fail(self.charset)
+        if not self.facility:
+            object.__setattr__(self, "facility", self.institution)
 
 
 @dataclass(frozen=True)
@@ -154,11 +177,11 @@ def parse_gateway(data: Any) -> GatewayConfig:
             expected="an integer from 1024 to 67108864",
         )
     routes = {}
-    for inst, raw in _mapping(top.get("routes", {}), "routes").items():
-        where = f"routes.{inst}"
+    for key, raw in _mapping(top.get("routes", {}), "routes").items():
+        inst, where = _text(key, "routes"), f"routes.{key}"
         route = _mapping(raw, where)
         _only(route, where, {"mllp", "charset", "application", "facility"})
-        host, port = _hostport(route.get("mllp"), f"{where}.mllp")
+        host, port = _hostport(route.get("mllp"), f"{where}.mllp", destination=True)
         charset = str(route.get("charset", "UTF-8")).upper()
         if charset not in CHARSETS:
             raise InputError(
@@ -226,11 +249,16 @@ def _text(value: Any, where: str) -> str:
     return str(value).strip()
 
 
-def _hostport(value: Any, where: str) -> tuple[str, int]:
+def _hostport(value: Any, where: str, *, destination: bool = False) -> tuple[str, int]:
+    """Read ``HOST:PORT``; port 0 (any free port) is for listening, not for a ``destination``."""
+    lowest = 1 if destination else 0
     m = _HOSTPORT.fullmatch(str(value)) if isinstance(value, str) else None
-    if m is None or not 0 <= int(m["port"]) <= 65535:
+    if m is None or not lowest <= int(m["port"]) <= 65535:
         raise InputError(
-            f"{where} must be HOST:PORT", field=where, value=value, expected="e.g. 10.1.2.3:2575"
+            f"{where} must be HOST:PORT",
+            field=where,
+            value=value,
+            expected=f"e.g. 10.1.2.3:2575 (port {lowest}-65535)",
         )
     return m["host"].strip("[]"), int(m["port"])
 

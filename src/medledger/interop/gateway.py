@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from medledger.errors import MedLedgerError, MessageRejected, PreconditionFailed, WriteConflict
+from medledger.interop._held import HeldRelease
 from medledger.interop.config import GatewayConfig
 from medledger.interop.dictionaries import DictionaryService
 from medledger.interop.hl7.ack import build_ack
@@ -49,6 +50,7 @@ __all__ = ["Gateway", "Outcome"]
 log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
 _ATTEMPTS = 3
+_TAKEN = "ORM^O01, OML^O21 or ORU^R01"  # the message types the gateway takes
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ class Gateway:
         self.on_result = on_result  # (report version ref, placer institution): queue a push
         self.audit = audit  # (outcome, peer address): the message's AuditEvent
         self.on_stored: Callable[[object, Stored], None] | None = None  # bridge tables
-        self._release = threading.Lock()
-        self._again = False
+        self._held = HeldRelease(
+            lambda: self.journal.by_status("held"), lambda message: self.retry(message).status
+        )
         service.listeners.append(self._on_written)
 
     def translator(self) -> Translator:
@@ -127,49 +130,27 @@ class Gateway:
         header = decoded.header
         inst = self.senders.lookup(header.sending_facility)
         if inst is None:
-            err = MessageRejected(
+            err = _refused(
+                4,
+                "103",
                 "the sending facility is not configured in interop.yaml facilities",
-                ack_code="AR",
-                segment="MSH",
-                position=4,
-                hl7_error="103",
                 value="^".join(header.sending_facility)[:80],
                 expected="a facility listed under facilities:",
             )
             return self.reject_unread(raw, header, err, interface), header
         if peer and not self.config.peer_allowed(inst, peer):
-            err = MessageRejected(
-                f"{inst} may not send from this address",
-                ack_code="AR",
-                segment="MSH",
-                position=4,
-                hl7_error="207",
-                expected="an address listed under peers:",
-            )
-            return self.reject_unread(raw, header, err, interface, inst), header
-        if len(str(header.control_id)) > 199:
-            err = MessageRejected(
-                "MSH-10 is longer than 199 characters",
-                ack_code="AR",
-                segment="MSH",
-                position=10,
-                hl7_error="102",
-                value=str(header.control_id)[:40],
-                expected="a message control id of at most 199 characters (HL7 v2.5: 20)",
-            )
-            return self.reject_unread(raw, header, err, interface, inst), header
-        if header.message_code == "ACK":
-            err = MessageRejected(
-                "an ACK is not a message the gateway takes",
-                ack_code="AR",
-                segment="MSH",
-                position=9,
-                hl7_error="200",
-                value=header.message_type,
-                expected="ORM^O01, OML^O21 or ORU^R01",
-            )
-            return self.reject_unread(raw, header, err, interface, inst), header
-        return self._hl7(raw, decoded, inst, interface), header
+            text = f"{inst} may not send from this address"
+            err = _refused(4, "207", text, expected="an address listed under peers:")
+        elif len(str(header.control_id)) > 199:
+            text = "MSH-10 is longer than 199 characters"
+            wanted = "a message control id of at most 199 characters (HL7 v2.5: 20)"
+            err = _refused(10, "102", text, value=str(header.control_id)[:40], expected=wanted)
+        elif header.message_code == "ACK":
+            text = "an ACK is not a message the gateway takes"
+            err = _refused(9, "200", text, value=header.message_type, expected=_TAKEN)
+        else:
+            return self._hl7(raw, decoded, inst, interface), header
+        return self.reject_unread(raw, header, err, interface, inst), header
 
     def _hl7(self, raw: bytes, decoded: Decoded, inst: str, interface: str) -> Outcome:
         header = decoded.header
@@ -187,12 +168,10 @@ class Gateway:
                     "duplicate",
                     "AR",
                     begun.message,
-                    error=MessageRejected(
+                    error=_refused(
+                        10,
+                        "207",
                         "this control id was already used for a different message",
-                        ack_code="AR",
-                        segment="MSH",
-                        position=10,
-                        hl7_error="207",
                         value=header.control_id,
                         expected="a new MSH-10 for every message",
                     ),
@@ -232,16 +211,8 @@ class Gateway:
                 elif isinstance(model, list):
                     result = self.ingest.results(model)
                 else:
-                    return self._finish_error(
-                        message,
-                        MessageRejected(
-                            "the gateway takes orders and results only",
-                            ack_code="AR",
-                            segment="MSH",
-                            position=9,
-                            hl7_error="200",
-                        ),
-                    )
+                    refused = _refused(9, "200", "the gateway takes orders and results only")
+                    return self._finish_error(message, refused)
                 break
             except (WriteConflict, PreconditionFailed):
                 if attempt == _ATTEMPTS - 1:
@@ -262,7 +233,7 @@ class Gateway:
             done = self._anchor_and_finish(
                 message,
                 result.status,
-                "AA" if result.status == "held" else "AE",
+                code,
                 refs=(),
                 reason=result.reason,
                 mismatch=result.mismatch,
@@ -290,25 +261,9 @@ class Gateway:
 
     def release_held(self, *, waiting: bool = False) -> int:
         """Process held messages again (a mapping or an order may have arrived); return how
-        many were stored. ``waiting`` only retries results held for their order."""
-        if not self._release.acquire(blocking=False):
-            self._again = True  # the releasing thread makes another pass
-            return 0
-        total = 0
-        try:
-            while True:
-                self._again = False
-                stored = 0
-                for message in self.journal.by_status("held"):
-                    if waiting and message.mismatch != "order-unknown":
-                        continue
-                    stored += self.retry(message).status == "stored"
-                total += stored
-                if not stored and not self._again:
-                    return total
-                waiting = False  # a stored order may release results, a result nothing more
-        finally:
-            self._release.release()
+        many were stored. ``waiting`` only retries results held for their order. While another
+        thread releases, return 0 at once: that thread passes again (``interop._held``)."""
+        return self._held(waiting=waiting)
 
     def retry(self, message: Message) -> Outcome:
         """Process a held or quarantined message again from its sealed bytes."""
@@ -405,6 +360,26 @@ def _again(message: Message, error: MessageRejected | None = None) -> Outcome:
     if code != "AA" and error is None:
         error = MessageRejected(message.reason or "not accepted", ack_code=code)
     return Outcome("duplicate", code, message, message.reason, error)
+
+
+def _refused(
+    position: int,
+    hl7_error: str,
+    message: str,
+    *,
+    value: object = None,
+    expected: str | None = None,
+) -> MessageRejected:
+    """A rejection (AR) of a message for what field ``position`` of its MSH says."""
+    return MessageRejected(
+        message,
+        ack_code="AR",
+        segment="MSH",
+        position=position,
+        hl7_error=hl7_error,
+        value=value,
+        expected=expected,
+    )
 
 
 def _source(header: Header) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.crypto.suite import Suite
-from medledger.errors import InputError, StateError, StorageError
+from medledger.errors import InputError, NotFound, StateError, StorageError
 from medledger.records.keyring import KeyRing
 from medledger.store.engine import READ_ONLY, begin_write
 from medledger.store.migrate import first_line
@@ -240,20 +240,25 @@ class Journal:
             values["raw_sealed"] = None
         with self._write() as c:
             c.execute(update(M).where(M.c.id == message_id).values(**values))
-            row = c.execute(select(*_COLUMNS).where(M.c.id == message_id)).first()
-        if row is None:
+            found = self._row(c, message_id)
+        if found is None:
             raise StateError(f"no journal message {message_id}", field="id", value=message_id)
-        return _message(row)
+        return found
 
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, message_id: int) -> Message:
-        """One message by id; ``NotFound``-like StateError if absent."""
+        """One message by id; ``NotFound`` if the journal has no such message."""
         with self._read() as c:
-            row = c.execute(select(*_COLUMNS).where(M.c.id == message_id)).first()
-        if row is None:
-            raise StateError(f"no journal message {message_id}", field="id", value=message_id)
-        return _message(row)
+            found = self._row(c, message_id)
+        if found is None:
+            raise NotFound(
+                f"no journal message {message_id}",
+                field="id",
+                value=message_id,
+                expected="the id of a journalled message",
+            )
+        return found
 
     def raw(self, message: Message) -> bytes:
         """The message's original bytes, while they are kept (received, held, quarantined)."""
@@ -270,6 +275,7 @@ class Journal:
         return self.keyring.decrypt(JOURNAL_SUBJECT, blob, _aad(key))
 
     def salt(self, message: Message) -> bytes:
+        """The salt of the message's ``raw_hash``."""
         with self._read() as c:
             return bytes(c.execute(select(M.c.salt).where(M.c.id == message.id)).scalar_one())
 
@@ -290,6 +296,7 @@ class Journal:
             return [_message(r) for r in c.execute(query.order_by(M.c.id)).all()]
 
     def count(self) -> int:
+        """How many messages the journal holds."""
         with self._read() as c:
             return int(c.execute(select(func.count()).select_from(M)).scalar() or 0)
 
@@ -304,6 +311,12 @@ class Journal:
         c.execute(update(M).where(M.c.id == row.id).values(duplicates=M.c.duplicates + 1))
         fresh = c.execute(select(*_COLUMNS).where(M.c.id == row.id)).one()
         return Begun(_message(fresh), new=False, salt=salt, same_bytes=same)
+
+    @staticmethod
+    def _row(c: Connection, message_id: int) -> Message | None:
+        """The message with id ``message_id``, None if there is none."""
+        row = c.execute(select(*_COLUMNS).where(M.c.id == message_id)).first()
+        return None if row is None else _message(row)
 
     @staticmethod
     def _find(c: Connection, key: tuple[str, str, str]) -> Any:

@@ -48,7 +48,9 @@ def model_from_json(raw: bytes) -> Requisition | Result:
             field="raw",
             expected="JSON written by model_to_json",
         ) from None
-    raise InputError("unknown model kind", field="kind", value=body.get("kind"))
+    raise InputError(
+        "unknown model kind", field="kind", value=body.get("kind"), expected="requisition or result"
+    )
 
 
 def _coded(d: dict[str, Any] | None) -> Coded | None:

@@ -30,74 +30,27 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from medledger.errors import EnvironmentFailure, InputError, MessageRejected
+from medledger.interop.config import MllpRoute
 from medledger.interop.delivery.queue import Delivery
 from medledger.interop.fhir_read import load_result
 from medledger.interop.hl7.ack import ERROR_TEXT, Ack, parse_ack
 from medledger.interop.hl7.datatypes import CST
 from medledger.interop.hl7.outbound import result_message
-from medledger.interop.hl7.writer import codec_or_fail
 from medledger.interop.mllp.client import MllpClient
 from medledger.records.service import RecordService
 
-__all__ = ["MllpPush", "Route", "RouteSpec", "stable_control_id"]
+__all__ = ["MllpPush", "Route", "stable_control_id"]
 
 _LOCATION = re.compile(r"([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+))?")
 _OK = frozenset({"AA", "CA"})
 _REFUSED = {"AE": "AE", "CE": "AE", "AR": "AR", "CR": "AR"}
 
 
-class RouteSpec(Protocol):
-    """What a route must tell: satisfied by :class:`Route` and the gateway config's routes."""
-
-    @property
-    def institution(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def charset(self) -> str: ...
-    @property
-    def application(self) -> str: ...
-    @property
-    def facility(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where ``institution`` receives results: its HIS's MLLP listener and MSH-5/MSH-6 names.
-
-    ``charset`` is written in MSH-18 and used to encode (``UTF-8``, ``GB18030`` or ``GBK``);
-    ``facility`` defaults to the institution id.
-    """
-
-    institution: str
-    host: str
-    port: int
-    charset: str = "UTF-8"
-    application: str = "HIS"
-    facility: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("institution", "host", "application"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise InputError(
-                    f"route {name} must be non-empty text", field=name, value=value, expected="text"
-                )
-        port = self.port
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InputError(
-                "route port out of range", field="port", value=port, expected="1-65535"
-            )
-        codec_or_fail(self.charset)
-        if not self.facility:
-            object.__setattr__(self, "facility", self.institution)
+Route = MllpRoute
+"""Where ``institution`` receives results (the gateway config's :class:`MllpRoute`)."""
 
 
 def stable_control_id(delivery: Delivery) -> str:
@@ -119,17 +72,14 @@ class MllpPush:
 
     def __init__(
         self,
-        routes: Mapping[str, RouteSpec],
+        routes: Mapping[str, Route],
         *,
         service: RecordService,
         sending: tuple[str, str],
         control_ids: Callable[[Delivery], str] = stable_control_id,
         timeout: float = 10.0,
     ) -> None:
-        self._routes: dict[str, Route] = {
-            key: Route(r.institution, r.host, r.port, r.charset, r.application, r.facility)
-            for key, r in routes.items()
-        }
+        self._routes: dict[str, Route] = dict(routes)
         self._service = service
         self._sending = sending
         self._control_ids = control_ids

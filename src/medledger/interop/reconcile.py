@@ -64,11 +64,11 @@ def resolve_days(since: str | None, until: str | None, *, today: date | None = N
         if value is None or value == "":
             return default
         text = value.strip()
-        if text.endswith("d") and text[:-1].isdigit():
-            return now - timedelta(days=int(text[:-1]) - 1)
         try:
+            if text.endswith("d") and text[:-1].isdigit():
+                return now - timedelta(days=int(text[:-1]) - 1)
             return date.fromisoformat(text[:10])
-        except ValueError:
+        except (ValueError, OverflowError):  # "²d" is digits to isdigit, not to int
             raise InputError(
                 f"{name} is not a day",
                 field=name,

@@ -135,16 +135,7 @@ def parse_ack(raw: bytes) -> Ack:
 
 def read_ack(decoded: Decoded) -> Ack:
     """Read a decoded ACK; raise ``MessageRejected`` when it is not an acknowledgement."""
-    msh = decoded.segments[0]
-    if decoded.header.message_code != "ACK":
-        raise msh.fail(
-            9,
-            "not an acknowledgement",
-            code="200",
-            ack="AR",
-            value=decoded.message_type,
-            expected="ACK",
-        )
+    decoded.expect(("ACK",), "an acknowledgement", "ACK")
     msa = next(iter(decoded.all("MSA")), None)
     if msa is None:
         raise no_segment("MSA", "an acknowledgement needs an MSA segment")

@@ -115,6 +115,16 @@ class Decoded:
         """Return every segment with id ``name``, in message order."""
         return [s for s in self.segments if s.name == name]
 
+    def expect(self, codes: tuple[str, ...], what: str, expected: str) -> Seg:
+        """Return the MSH; reject (AR 200 naming MSH-9) a message whose MSH-9.1 is not one of
+        ``codes``. ``what`` names the kind wanted, e.g. ``a result message``."""
+        msh = self.segments[0]
+        if self.header.message_code not in codes:
+            raise msh.fail(
+                9, f"not {what}", code="200", ack="AR", value=self.message_type, expected=expected
+            )
+        return msh
+
 
 def decode(raw: bytes, *, max_bytes: int = 1_048_576) -> Decoded:
     """Decode one HL7 v2 message; raise ``MessageRejected`` (AR) when it cannot be taken."""

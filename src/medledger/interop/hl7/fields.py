@@ -17,7 +17,8 @@ never repeat patient values.
 from __future__ import annotations
 
 import re
-from typing import Literal, cast
+from collections.abc import Mapping
+from typing import Literal, TypeVar, cast
 
 from medledger.errors import MessageRejected
 from medledger.interop.hl7.datatypes import join_name, to_date, to_datetime, to_instant
@@ -32,11 +33,14 @@ __all__ = [
     "facility_of",
     "hd_names",
     "kind_of",
+    "lookup",
     "no_segment",
     "person",
     "read_patient",
     "require_kind",
     "require_time",
+    "sending_facility",
+    "service",
     "sub_coded",
     "time_field",
 ]
@@ -44,6 +48,7 @@ __all__ = [
 NATIONAL_ID_TYPES = frozenset({"ID", "NI", "NNCHN"})
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")  # FHIR code
 _Sex = Literal["male", "female", "other", "unknown"]
+_V = TypeVar("_V")
 
 
 def coded(seg: Seg, n: int, sender: str, *, what: str, required: bool = False) -> Coded | None:
@@ -149,6 +154,32 @@ def facility_of(
     return None, None
 
 
+def sending_facility(msh: Seg, senders: SenderMap) -> str:
+    """Return the institution of MSH-4; reject (AR) an empty or (AR 103) an unknown one."""
+    found, _ = facility_of(msh, senders)
+    if found is None:
+        raise msh.fail(
+            4,
+            "the sending facility is required but empty",
+            ack="AR",
+            expected="a facility configured in the sender map",
+        )
+    return found
+
+
+def lookup(
+    seg: Seg, n: int, table: Mapping[str, _V], key: str, problem: str, *, value: str, expected: str
+) -> _V:
+    """Return ``table[key]``; reject (AE 103 naming field ``n``) a key the table lacks.
+
+    ``problem`` is the error's text after the field name and ``value`` the code as sent.
+    """
+    mapped = table.get(key)
+    if mapped is None:
+        raise seg.fail(n, problem, code="103", value=value, expected=expected)
+    return mapped
+
+
 def read_patient(pid: Seg) -> Patient:
     """Read the patient of a PID segment (see the module docstring)."""
     ids: list[tuple[str, str]] = []
@@ -180,15 +211,15 @@ def read_patient(pid: Seg) -> Patient:
     sex: _Sex | None = None
     raw_sex = pid.comp(8)
     if raw_sex is not None:
-        mapped = SEX.get(raw_sex.strip().upper())
-        if mapped is None:
-            raise pid.fail(
-                8,
-                "the administrative sex is not a known code",
-                code="103",
-                value=raw_sex,
-                expected="M, F, O, U, 1, 2, 0, 9, 男 or 女",
-            )
+        mapped = lookup(
+            pid,
+            8,
+            SEX,
+            raw_sex.strip().upper(),
+            "the administrative sex is not a known code",
+            value=raw_sex,
+            expected="M, F, O, U, 1, 2, 0, 9, 男 or 女",
+        )
         sex = cast(_Sex, mapped)
     return Patient(patient_id, name, sex, birth, national_id)
 
@@ -218,6 +249,13 @@ def require_kind(obr: Seg, code: str) -> Kind:
         value=section,
         expected=f"one of {accepted}",
     )
+
+
+def service(obr: Seg, sender: str) -> tuple[Coded, Kind]:
+    """Return the universal service id (OBR-4, required: AE 101) and the kind of its group."""
+    code = coded(obr, 4, sender, what="universal service id", required=True)
+    assert code is not None
+    return code, require_kind(obr, code.code)
 
 
 def require_time(seg: Seg, n: int, what: str, *, instant: bool = False) -> str:

@@ -46,6 +46,20 @@ class Group:
     observations: list[Observed] = field(default_factory=list)
     specimens: list[Seg] = field(default_factory=list)
 
+    def require_obr(self) -> Seg:
+        """Return the group's OBR; reject (AE 100 naming the ORC) an ORC without one."""
+        if self.obr is None:
+            assert self.orc is not None  # a group starts with an ORC or an OBR
+            raise self.orc.fail(
+                None, "an ORC must be followed by its OBR", code="100", expected="ORC then OBR"
+            )
+        return self.obr
+
+    def number(self, n: int) -> str | None:
+        """Return an order number: OBR-``n``.1, else ORC-``n``.1 (2 placer, 3 filler)."""
+        found = self.obr.comp(n) if self.obr is not None else None
+        return found or (self.orc.comp(n) if self.orc is not None else None)
+
 
 def group_segments(segments: tuple[Seg, ...] | list[Seg]) -> list[Group]:
     """Return the order groups of a message (its segments after MSH)."""

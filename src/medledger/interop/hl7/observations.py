@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from medledger.interop.hl7.datatypes import is_number
-from medledger.interop.hl7.fields import coded, time_field
+from medledger.interop.hl7.fields import coded, lookup, time_field
 from medledger.interop.hl7.groups import Observed
 from medledger.interop.hl7.segments import Seg
 from medledger.interop.hl7.vocab import ITEM_STATUS
@@ -143,16 +143,15 @@ def _status(obx: Seg, fallback: ResultStatus) -> ResultStatus:
     raw = obx.comp(11)
     if raw is None:
         return "preliminary" if fallback == "partial" else fallback
-    mapped = ITEM_STATUS.get(raw.upper())
-    if mapped is None:
-        raise obx.fail(
-            11,
-            "the observation result status is not a known code",
-            code="103",
-            value=raw,
-            expected=" ".join(ITEM_STATUS),
-        )
-    return mapped
+    return lookup(
+        obx,
+        11,
+        ITEM_STATUS,
+        raw.upper(),
+        "the observation result status is not a known code",
+        value=raw,
+        expected=" ".join(ITEM_STATUS),
+    )
 
 
 def _value(obx: Seg, vtype: str, sender: str) -> Value | None:

@@ -46,11 +46,13 @@ from medledger.interop.hl7.fields import (
     coded,
     facility_of,
     hd_names,
+    lookup,
     no_segment,
     person,
     read_patient,
-    require_kind,
     require_time,
+    sending_facility,
+    service,
     sub_coded,
     time_field,
 )
@@ -68,17 +70,8 @@ _Status = Literal["active", "revoked", "on-hold", "completed"]
 
 def read_order(decoded: Decoded, senders: SenderMap) -> Requisition:
     """Map a decoded ORM^O01 or OML^O21 to a Requisition; raise ``MessageRejected``."""
+    msh = decoded.expect(("ORM", "OML"), "an order message", "ORM^O01 or OML^O21")
     code = decoded.header.message_code
-    msh = decoded.segments[0]
-    if code not in ("ORM", "OML"):
-        raise msh.fail(
-            9,
-            "not an order message",
-            code="200",
-            ack="AR",
-            value=decoded.message_type,
-            expected="ORM^O01 or OML^O21",
-        )
     groups = group_segments(decoded.segments)
     if not groups:
         raise no_segment("ORC", "an order message needs at least one ORC/OBR group")
@@ -122,17 +115,7 @@ def _sender(groups: list[Group], msh: Seg, senders: SenderMap) -> str:
                 expected="one ordering institution per message",
             )
         chosen = chosen or found
-    if chosen is not None:
-        return chosen
-    found, _ = facility_of(msh, senders)
-    if found is None:
-        raise msh.fail(
-            4,
-            "the sending facility is required but empty",
-            ack="AR",
-            expected="a facility configured in the sender map",
-        )
-    return found
+    return chosen if chosen is not None else sending_facility(msh, senders)
 
 
 def _performer(msh: Seg, senders: SenderMap) -> str | None:
@@ -155,23 +138,15 @@ def _performer(msh: Seg, senders: SenderMap) -> str | None:
 
 def _item(g: Group, sender: str, *, oml: bool) -> OrderItem:
     """Return the OrderItem of one ORC/OBR group."""
-    obr = g.obr
-    if obr is None:
-        assert g.orc is not None  # a group starts with an ORC or an OBR
-        raise g.orc.fail(
-            None, "an ORC must be followed by its OBR", code="100", expected="ORC then OBR"
-        )
-    orc = g.orc
-    placer = obr.comp(2) or (orc.comp(2) if orc else None)
+    obr = g.require_obr()
+    placer = g.number(2)
     if placer is None:
         raise obr.fail(
             2,
             "the placer order number is required but empty",
             expected="a placer order number in OBR-2 or ORC-2",
         )
-    code = coded(obr, 4, sender, what="universal service id", required=True)
-    assert code is not None
-    kind = require_kind(obr, code.code)
+    code, kind = service(obr, sender)
     spm = g.specimens[0] if oml and g.specimens else None
     lab = kind in LAB_KINDS
     specimen = coded(spm, 4, sender, what="specimen type") if spm else sub_coded(obr, 15, 1, sender)
@@ -187,12 +162,12 @@ def _item(g: Group, sender: str, *, oml: bool) -> OrderItem:
         placer=placer,
         code=code,
         kind=kind,
-        filler=obr.comp(3) or (orc.comp(3) if orc else None),
+        filler=g.number(3),
         barcode=barcode,
         specimen_type=specimen,
         collected=collected,
         priority=_priority(g),
-        status=_status(orc),
+        status=_status(g.orc),
         note=obr.text(13),
         body_site=obr.get(15, 4, 2) or obr.get(15, 4, 1),
     )
@@ -206,15 +181,15 @@ def _priority(g: Group) -> _Priority:
         raw = seg.comp(n, comp)
         if raw is None:
             continue
-        mapped = PRIORITY.get(raw.strip().upper())
-        if mapped is None:
-            raise seg.fail(
-                n,
-                "the priority is not a known code",
-                code="103",
-                value=raw,
-                expected="S, A, R, U, T, P, C or PRN",
-            )
+        mapped = lookup(
+            seg,
+            n,
+            PRIORITY,
+            raw.strip().upper(),
+            "the priority is not a known code",
+            value=raw,
+            expected="S, A, R, U, T, P, C or PRN",
+        )
         return cast(_Priority, mapped)
     return "routine"
 
@@ -226,25 +201,25 @@ def _status(orc: Seg | None) -> _Status:
     control = orc.required(1, "order control code").upper()
     if control == "SC":
         order_status = (orc.comp(5) or "SC").upper()
-        mapped = STATUS_CODES.get(order_status)
-        if mapped is None:
-            raise orc.fail(
-                5,
-                "the order status is not a known code",
-                code="103",
-                value=order_status,
-                expected=" ".join(STATUS_CODES),
-            )
-        return cast(_Status, mapped)
-    mapped = CONTROL_STATUS.get(control)
-    if mapped is None:
-        raise orc.fail(
-            1,
-            "the order control code is not one we take",
-            code="103",
-            value=control,
-            expected=" ".join([*CONTROL_STATUS, "SC"]),
+        mapped = lookup(
+            orc,
+            5,
+            STATUS_CODES,
+            order_status,
+            "the order status is not a known code",
+            value=order_status,
+            expected=" ".join(STATUS_CODES),
         )
+        return cast(_Status, mapped)
+    mapped = lookup(
+        orc,
+        1,
+        CONTROL_STATUS,
+        control,
+        "the order control code is not one we take",
+        value=control,
+        expected=" ".join([*CONTROL_STATUS, "SC"]),
+    )
     return cast(_Status, mapped)
 
 

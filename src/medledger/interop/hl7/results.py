@@ -40,14 +40,15 @@ from __future__ import annotations
 
 from medledger.interop.hl7.codec import Decoded
 from medledger.interop.hl7.fields import (
-    coded,
     facility_of,
     hd_names,
+    lookup,
     no_segment,
     person,
     read_patient,
-    require_kind,
     require_time,
+    sending_facility,
+    service,
     time_field,
 )
 from medledger.interop.hl7.groups import Group, group_segments
@@ -62,24 +63,8 @@ __all__ = ["read_results"]
 
 def read_results(decoded: Decoded, senders: SenderMap) -> list[Result]:
     """Map a decoded ORU^R01 to one Result per OBR; raise ``MessageRejected``."""
-    msh = decoded.segments[0]
-    if decoded.header.message_code != "ORU":
-        raise msh.fail(
-            9,
-            "not a result message",
-            code="200",
-            ack="AR",
-            value=decoded.message_type,
-            expected="ORU^R01",
-        )
-    sender, _ = facility_of(msh, senders)
-    if sender is None:
-        raise msh.fail(
-            4,
-            "the sending facility is required but empty",
-            ack="AR",
-            expected="a facility configured in the sender map",
-        )
+    msh = decoded.expect(("ORU",), "a result message", "ORU^R01")
+    sender = sending_facility(msh, senders)
     groups = group_segments(decoded.segments)
     if not groups:
         raise no_segment("OBR", "a result message needs at least one OBR")
@@ -118,32 +103,25 @@ def _result(
     decoded: Decoded,
 ) -> Result:
     """Return the Result of one OBR group."""
-    obr, orc = g.obr, g.orc
-    if obr is None:
-        assert orc is not None
-        raise orc.fail(
-            None, "an ORC must be followed by its OBR", code="100", expected="ORC then OBR"
-        )
-    filler = obr.comp(3) or (orc.comp(3) if orc else None)
+    obr = g.require_obr()
+    filler = g.number(3)
     if filler is None:
         raise obr.fail(
             3,
             "the filler order number is required but empty",
             expected="the filler order number (the report's id) in OBR-3",
         )
-    code = coded(obr, 4, sender, what="universal service id", required=True)
-    assert code is not None
-    kind = require_kind(obr, code.code)
+    code, kind = service(obr, sender)
     raw_status = obr.required(25, "result status").upper()
-    status = REPORT_STATUS.get(raw_status)
-    if status is None:
-        raise obr.fail(
-            25,
-            "the result status is not a known code",
-            code="103",
-            value=raw_status,
-            expected=" ".join(REPORT_STATUS),
-        )
+    status = lookup(
+        obr,
+        25,
+        REPORT_STATUS,
+        raw_status,
+        "the result status is not a known code",
+        value=raw_status,
+        expected=" ".join(REPORT_STATUS),
+    )
     obs = read_observations(g.observations, sender, status)
     items = obs.items
     if obs.count and obs.withdrawn == obs.count:
@@ -158,7 +136,7 @@ def _result(
         sender=sender,
         placer_institution=placer_institution,
         patient=patient,
-        placer=obr.comp(2) or (orc.comp(2) if orc else None),
+        placer=g.number(2),
         filler=filler,
         code=code,
         kind=kind,

@@ -18,11 +18,14 @@ __all__ = [
     "MAX_CODE",
     "MAX_TEXT",
     "check_code",
+    "check_instance",
     "check_optional_text",
+    "check_resource",
     "check_text",
     "get_list",
     "get_str",
     "need_str",
+    "put_texts",
 ]
 
 MAX_CODE = 64
@@ -43,48 +46,14 @@ def _bad_character(value: str) -> str | None:
     return None
 
 
-def check_code(value: object, field: str) -> str:
-    """Return ``value`` if it is a valid item code; raise InputError naming ``field`` if not."""
-    expected = (
-        f"a code of 1 to {MAX_CODE} characters without control characters or spaces at the ends"
-    )
+def _checked(value: object, field: str, what: str, article: str, limit: int, expected: str) -> str:
+    """Return ``value`` if it is a string of 1 to ``limit`` characters without control
+    characters; raise InputError naming ``field`` (``article`` reads e.g. ``an item code``)."""
     if not isinstance(value, str) or not value:
         raise InputError(
-            f"{field}: an item code is required", field=field, value=value, expected=expected
+            f"{field}: {article} is required", field=field, value=value, expected=expected
         )
-    if len(value) > MAX_CODE:
-        raise InputError(
-            f"{field}: item code is {len(value)} characters long",
-            field=field,
-            value=value,
-            expected=expected,
-        )
-    bad = _bad_character(value)
-    if bad is not None:
-        raise InputError(
-            f"{field}: item code contains the control character U+{ord(bad):04X}",
-            field=field,
-            value=value,
-            expected=expected,
-        )
-    if not _CODE.fullmatch(value):
-        raise InputError(
-            f"{field}: item code {value!r} has spaces at an end or doubled spaces",
-            field=field,
-            value=value,
-            expected=expected,
-        )
-    return value
-
-
-def check_text(value: object, field: str, what: str = "name") -> str:
-    """Return ``value`` if it is non-empty trimmed text without control characters."""
-    expected = f"text of 1 to {MAX_TEXT} characters, trimmed, without control characters"
-    if not isinstance(value, str) or not value:
-        raise InputError(
-            f"{field}: a {what} is required", field=field, value=value, expected=expected
-        )
-    if len(value) > MAX_TEXT:
+    if len(value) > limit:
         raise InputError(
             f"{field}: {what} is {len(value)} characters long",
             field=field,
@@ -99,19 +68,71 @@ def check_text(value: object, field: str, what: str = "name") -> str:
             value=value,
             expected=expected,
         )
-    if value != value.strip():
+    return value
+
+
+def check_code(value: object, field: str) -> str:
+    """Return ``value`` if it is a valid item code; raise InputError naming ``field`` if not."""
+    expected = (
+        f"a code of 1 to {MAX_CODE} characters without control characters or spaces at the ends"
+    )
+    code = _checked(value, field, "item code", "an item code", MAX_CODE, expected)
+    if not _CODE.fullmatch(code):
         raise InputError(
-            f"{field}: {what} {value!r} has spaces at an end",
+            f"{field}: item code {code!r} has spaces at an end or doubled spaces",
             field=field,
-            value=value,
+            value=code,
             expected=expected,
         )
-    return value
+    return code
+
+
+def check_text(value: object, field: str, what: str = "name") -> str:
+    """Return ``value`` if it is non-empty trimmed text without control characters."""
+    expected = f"text of 1 to {MAX_TEXT} characters, trimmed, without control characters"
+    text = _checked(value, field, what, f"a {what}", MAX_TEXT, expected)
+    if text != text.strip():
+        raise InputError(
+            f"{field}: {what} {text!r} has spaces at an end",
+            field=field,
+            value=text,
+            expected=expected,
+        )
+    return text
 
 
 def check_optional_text(value: object, field: str, what: str = "name") -> str | None:
     """Return ``value`` (None allowed) if it is valid text as :func:`check_text` defines it."""
     return None if value is None else check_text(value, field, what)
+
+
+def put_texts(resource: dict[str, Any], **texts: str | None) -> None:
+    """Set each given text member of ``resource``, in order, checked as :func:`check_text`
+    (the member's name is the field and what is named); None leaves a member out."""
+    for key, value in texts.items():
+        if value is not None:
+            resource[key] = check_text(value, key, key)
+
+
+def check_instance(value: object, kind: type[Any], field: str) -> None:
+    """Raise InputError naming ``field`` unless ``value`` is a ``kind`` (e.g. a DictItem)."""
+    if not isinstance(value, kind):
+        name = kind.__name__
+        raise InputError(
+            f"{field}: expected a {name}", field=field, value=repr(value), expected=f"a {name}"
+        )
+
+
+def check_resource(resource: object, resource_type: str) -> None:
+    """Raise InputError naming ``resourceType`` unless ``resource`` is a dict of that type."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+        got = resource.get("resourceType") if isinstance(resource, dict) else resource
+        raise InputError(
+            f"expected a {resource_type} resource",
+            field="resourceType",
+            value=got,
+            expected=resource_type,
+        )
 
 
 def get_str(obj: dict[str, Any], key: str, where: str) -> str | None:

@@ -102,6 +102,17 @@ def _unescape(cell: str) -> str:
     return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in _ESCAPED_START else cell
 
 
+def _check_count(number: int, what: str) -> None:
+    """Refuse row ``number`` of a ``what`` (table, sheet) past :data:`MAX_ROWS`."""
+    if number > MAX_ROWS:
+        raise InputError(
+            f"row {number}: the {what} has more than {MAX_ROWS} rows",
+            field=f"row {number}",
+            value=number,
+            expected=f"at most {MAX_ROWS} rows",
+        )
+
+
 def _read_csv(data: bytes, encoding: str | None) -> list[Row]:
     """Read CSV bytes into numbered, trimmed, non-blank rows."""
     text = _decode(data, encoding)
@@ -112,13 +123,7 @@ def _read_csv(data: bytes, encoding: str | None) -> list[Row]:
     number = 0
     try:
         for number, record in enumerate(reader, start=1):
-            if number > MAX_ROWS:
-                raise InputError(
-                    f"row {number}: the table has more than {MAX_ROWS} rows",
-                    field=f"row {number}",
-                    value=number,
-                    expected=f"at most {MAX_ROWS} rows",
-                )
+            _check_count(number, "table")
             cells = [_unescape(cell.strip()) for cell in record]
             if any(cells):
                 rows.append((number, cells))
@@ -157,13 +162,7 @@ def _read_xlsx(data: bytes) -> list[Row]:
                 sheet = book.worksheets[0]
                 sheet.reset_dimensions()  # some writers declare a wrong used range: read it all
                 for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1):
-                    if number > MAX_ROWS:
-                        raise InputError(
-                            f"row {number}: the sheet has more than {MAX_ROWS} rows",
-                            field=f"row {number}",
-                            value=number,
-                            expected=f"at most {MAX_ROWS} rows",
-                        )
+                    _check_count(number, "sheet")
                     cells = [_cell_text(v) for v in values]
                     if any(cells):
                         rows.append((number, cells))

@@ -21,11 +21,14 @@ from medledger.errors import InputError
 from medledger.interop.model import KINDS, Kind, code_system
 from medledger.interop.terminology._checks import (
     check_code,
+    check_instance,
     check_optional_text,
+    check_resource,
     check_text,
     get_list,
     get_str,
     need_str,
+    put_texts,
 )
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "DictItem",
     "check_institution",
     "check_name",
+    "default_name",
     "dictionary_codesystem",
     "items_of",
 ]
@@ -146,8 +150,8 @@ def check_institution(value: object, field: str = "institution") -> str:
     return value
 
 
-def _default_name(prefix: str, *institutions: str) -> str:
-    """Derive a FHIR computer-friendly name, e.g. ``DictHospMemberEast``."""
+def default_name(prefix: str, *institutions: str) -> str:
+    """Derive a FHIR computer-friendly name from words of ids, e.g. ``DictHospMemberEast``."""
     words = [w for inst in institutions for w in re.split(r"[^A-Za-z0-9]+", inst) if w]
     return prefix + "".join(w[:1].upper() + w[1:] for w in words)
 
@@ -204,38 +208,20 @@ def dictionary_codesystem(
     concepts: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
-        if not isinstance(item, DictItem):
-            raise InputError(
-                f"items[{index}]: expected a DictItem",
-                field=f"items[{index}]",
-                value=repr(item),
-                expected="a DictItem",
-            )
-        if item.code in seen:
-            raise InputError(
-                f"items[{index}]: code {item.code!r} appears twice",
-                field=f"items[{index}].code",
-                value=item.code,
-                expected="each code once in a dictionary",
-            )
-        seen.add(item.code)
+        check_instance(item, DictItem, f"items[{index}]")
+        _add_once(seen, item.code, f"items[{index}]", f"items[{index}].code")
         concepts.append(_concept(item))
     cs: dict[str, Any] = {
         "resourceType": "CodeSystem",
         "url": code_system(institution),
-        "name": check_name(name, _default_name("Dict", institution)),
+        "name": check_name(name, default_name("Dict", institution)),
         "status": "active",
         "caseSensitive": True,
         "content": "complete",
         "count": len(concepts),
         "property": [dict(p) for p in _PROPERTIES],
     }
-    if version is not None:
-        cs["version"] = check_text(version, "version", "version")
-    if title is not None:
-        cs["title"] = check_text(title, "title", "title")
-    if publisher is not None:
-        cs["publisher"] = check_text(publisher, "publisher", "publisher")
+    put_texts(cs, version=version, title=title, publisher=publisher)
     if concepts:
         cs["concept"] = concepts
     return cs
@@ -310,22 +296,23 @@ def items_of(codesystem: dict[str, Any]) -> list[DictItem]:
     Raise InputError naming the element path for anything unreadable and naming the code if
     two concepts share a code.
     """
-    if not isinstance(codesystem, dict) or codesystem.get("resourceType") != "CodeSystem":
-        got = codesystem.get("resourceType") if isinstance(codesystem, dict) else codesystem
-        raise InputError(
-            "expected a CodeSystem resource", field="resourceType", value=got, expected="CodeSystem"
-        )
+    check_resource(codesystem, "CodeSystem")
     items: list[DictItem] = []
     seen: set[str] = set()
     for concept, path in _walk(get_list(codesystem, "concept", "CodeSystem"), "CodeSystem.concept"):
         item = _item(concept, path)
-        if item.code in seen:
-            raise InputError(
-                f"{path}.code: code {item.code!r} appears twice",
-                field=f"{path}.code",
-                value=item.code,
-                expected="each code once in a dictionary",
-            )
-        seen.add(item.code)
+        _add_once(seen, item.code, f"{path}.code", f"{path}.code")
         items.append(item)
     return items
+
+
+def _add_once(seen: set[str], code: str, where: str, field: str) -> None:
+    """Add ``code`` to ``seen``; raise InputError naming ``field`` if it is there already."""
+    if code in seen:
+        raise InputError(
+            f"{where}: code {code!r} appears twice",
+            field=field,
+            value=code,
+            expected="each code once in a dictionary",
+        )
+    seen.add(code)

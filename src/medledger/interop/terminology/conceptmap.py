@@ -21,12 +21,14 @@ from medledger.errors import InputError, NotFound
 from medledger.interop.model import code_system
 from medledger.interop.terminology._checks import (
     check_code,
+    check_instance,
     check_optional_text,
-    check_text,
+    check_resource,
     get_list,
     need_str,
+    put_texts,
 )
-from medledger.interop.terminology.codesystem import check_institution, check_name
+from medledger.interop.terminology.codesystem import check_institution, check_name, default_name
 
 __all__ = [
     "EQUIVALENCES",
@@ -134,13 +136,7 @@ def _elements(pairs: Iterable[Mapping]) -> list[dict[str, Any]]:
     elements: dict[str, dict[str, Any]] = {}
     targets: dict[str, set[str | None]] = {}
     for index, pair in enumerate(pairs):
-        if not isinstance(pair, Mapping):
-            raise InputError(
-                f"pairs[{index}]: expected a Mapping",
-                field=f"pairs[{index}]",
-                value=repr(pair),
-                expected="a Mapping",
-            )
+        check_instance(pair, Mapping, f"pairs[{index}]")
         code = pair.source_code
         element = elements.get(code)
         if element is None:
@@ -200,20 +196,13 @@ def concept_map(
     """
     check_institution(source_inst, "source_inst")
     check_institution(target_inst, "target_inst")
-    default = "Map" + "".join(
-        w[:1].upper() + w[1:]
-        for w in f"{source_inst}-to-{target_inst}".replace(".", "-").split("-")
-    )
     cm: dict[str, Any] = {
         "resourceType": "ConceptMap",
         "url": concept_map_url(source_inst, target_inst),
-        "name": check_name(name, default),
+        "name": check_name(name, default_name("Map", source_inst, "to", target_inst)),
         "status": "active",
     }
-    if version is not None:
-        cm["version"] = check_text(version, "version", "version")
-    if title is not None:
-        cm["title"] = check_text(title, "title", "title")
+    put_texts(cm, version=version, title=title)
     elements = _elements(pairs)
     if elements:
         cm["group"] = [
@@ -228,11 +217,7 @@ def concept_map(
 
 def _read(conceptmap: dict[str, Any]) -> Iterator[tuple[str, str, Mapping]]:
     """Yield (source system, target system, mapping) for every target of every element."""
-    if not isinstance(conceptmap, dict) or conceptmap.get("resourceType") != "ConceptMap":
-        got = conceptmap.get("resourceType") if isinstance(conceptmap, dict) else conceptmap
-        raise InputError(
-            "expected a ConceptMap resource", field="resourceType", value=got, expected="ConceptMap"
-        )
+    check_resource(conceptmap, "ConceptMap")
     for g, group in enumerate(get_list(conceptmap, "group", "ConceptMap")):
         where = f"ConceptMap.group[{g}]"
         source = need_str(group, "source", where)

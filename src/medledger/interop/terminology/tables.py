@@ -18,9 +18,9 @@ Import is all or nothing: any bad cell raises one InputError whose field reads e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from medledger.errors import InputError
 from medledger.interop.model import KINDS, Kind
@@ -81,6 +81,7 @@ _EQUIV_WORDS = {**{e: e for e in EQUIVALENCES}, **{v: k for k, v in _EQUIV_ZH.it
                 "等价": "equivalent", "一致": "equivalent", "相同": "equivalent",
                 "不完全一致": "inexact", "无匹配": "unmatched"}  # fmt: skip
 _EQUIV_EXPECTED = "等同, 更宽, 更窄, 近似, 无对照 … or " + ", ".join(EQUIVALENCES)
+_T = TypeVar("_T")
 
 
 def _text(cells: Cells, key: str) -> str:
@@ -116,18 +117,12 @@ def read_dictionary(
 
     ``encoding`` forces a CSV encoding instead of detecting it.
     """
-    rows = read_rows(data, format=format, encoding=encoding)
-    found, names = find_columns(rows, DICTIONARY_COLUMNS, ("code", "display"), "dictionary")
     problems = Problems()
     items: list[DictItem] = []
     first_row: dict[str, int] = {}
-    for row in rows[1:]:
-        try:
-            cells = row_cells(row, found, names)
-            item = _item(cells)
-        except InputError as exc:
-            problems.add(exc)
-            continue
+    columns, required = DICTIONARY_COLUMNS, ("code", "display")
+    rows = _parse_rows(data, format, encoding, columns, required, "dictionary", _item, problems)
+    for number, cells, item in rows:
         if item.code in first_row:
             where = cells["code"][1]
             problems.add(
@@ -139,10 +134,34 @@ def read_dictionary(
                 )
             )
             continue
-        first_row[item.code] = row[0]
+        first_row[item.code] = number
         items.append(item)
     problems.raise_any()
     return items
+
+
+def _parse_rows(
+    data: bytes,
+    format: Format | None,
+    encoding: str | None,
+    columns: Columns,
+    required: tuple[str, ...],
+    kind: str,
+    parse: Callable[[Cells], _T],
+    problems: Problems,
+) -> Iterator[tuple[int, Cells, _T]]:
+    """Read a table and yield (row number, cells, parsed value) for each good row after the
+    header, in order; the problems of bad rows go to ``problems`` as they are met."""
+    rows = read_rows(data, format=format, encoding=encoding)
+    found, names = find_columns(rows, columns, required, kind)
+    for row in rows[1:]:
+        try:
+            cells = row_cells(row, found, names)
+            value = parse(cells)
+        except InputError as exc:
+            problems.add(exc)
+            continue
+        yield row[0], cells, value
 
 
 def _mapping(cells: Cells) -> Mapping | None:
@@ -194,19 +213,11 @@ def read_mappings(
     Rows of one source code must agree on its name (a blank name takes the others'); a pair may
     appear once, and an ``unmatched`` code may have no other row.
     """
-    rows = read_rows(data, format=format, encoding=encoding)
-    found, names = find_columns(rows, MAPPING_COLUMNS, ("source_code",), "mapping")
     problems = Problems()
-    pairs: list[tuple[Mapping, Cells]] = []
-    for row in rows[1:]:
-        try:
-            cells = row_cells(row, found, names)
-            pair = _mapping(cells)
-        except InputError as exc:
-            problems.add(exc)
-            continue
-        if pair is not None:
-            pairs.append((pair, cells))
+    rows = _parse_rows(
+        data, format, encoding, MAPPING_COLUMNS, ("source_code",), "mapping", _mapping, problems
+    )
+    pairs = [(pair, cells) for _, cells, pair in rows if pair is not None]
     name_of: dict[str, str] = {}
     for pair, _ in pairs:
         if pair.source_display is not None:
@@ -239,15 +250,15 @@ def write_dictionary(
 ) -> bytes:
     """Write a dictionary table: CSV (UTF-8 with BOM, or ``gb18030``) or XLSX."""
     zh = language == "zh"
-    rows: list[list[str]] = [header_row(DICTIONARY_COLUMNS, language)]
-    for item in items:
+
+    def fields(item: DictItem) -> list[Any]:
         kind = "" if item.kind is None else (_KIND_ZH[item.kind] if zh else item.kind)
         active = ("是" if zh else "true") if item.active else ("否" if zh else "false")
-        fields: list[Any] = [item.code, item.display, kind, item.pinyin, "|".join(item.aliases),
-                             active, item.loinc, item.national_code]  # fmt: skip
-        rows.append([f or "" for f in fields])
+        return [item.code, item.display, kind, item.pinyin, "|".join(item.aliases), active,
+                item.loinc, item.national_code]  # fmt: skip
+
     sheet = "项目字典" if zh else "dictionary"
-    return write_rows(rows, format=format, encoding=encoding, sheet=sheet)
+    return _write_table(DICTIONARY_COLUMNS, items, fields, format, language, encoding, sheet)
 
 
 def write_mappings(
@@ -259,11 +270,27 @@ def write_mappings(
 ) -> bytes:
     """Write a mapping table: CSV (UTF-8 with BOM, or ``gb18030``) or XLSX."""
     zh = language == "zh"
-    rows: list[list[str]] = [header_row(MAPPING_COLUMNS, language)]
-    for pair in mappings:
+
+    def fields(pair: Mapping) -> list[Any]:
         relation = _EQUIV_ZH[pair.equivalence] if zh else pair.equivalence
-        fields: list[Any] = [pair.source_code, pair.source_display, pair.target_code,
-                             pair.target_display, relation, pair.comment]  # fmt: skip
-        rows.append([f or "" for f in fields])
+        return [pair.source_code, pair.source_display, pair.target_code, pair.target_display,
+                relation, pair.comment]  # fmt: skip
+
     sheet = "字典对照" if zh else "mapping"
+    return _write_table(MAPPING_COLUMNS, mappings, fields, format, language, encoding, sheet)
+
+
+def _write_table(
+    columns: Columns,
+    values: Iterable[_T],
+    fields: Callable[[_T], list[Any]],
+    format: Format,
+    language: Language,
+    encoding: str,
+    sheet: str,
+) -> bytes:
+    """Write the header row in ``language``, then one row of ``fields(value)`` per value
+    (None as an empty cell)."""
+    rows: list[list[str]] = [header_row(columns, language)]
+    rows += [[f or "" for f in fields(value)] for value in values]
     return write_rows(rows, format=format, encoding=encoding, sheet=sheet)
