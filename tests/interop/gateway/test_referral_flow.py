@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from medledger.interop.hl7.ack import parse_ack
@@ -163,3 +164,20 @@ def test_referral_flow_over_mllp(hub: Hub, receiver: Receiver) -> None:
             headers=hub.ids.headers("auditor"),
         ).json()  # fmt: skip
         assert len(events.get("entry", [])) >= 2
+
+
+def test_every_gateway_route_needs_a_token(hub: Hub) -> None:
+    """Each /api/v1/interop operation the running server documents answers 401 without a
+    token (the list comes from the server itself, so new routes are covered)."""
+    with httpx.Client(base_url=hub.url, timeout=30) as anonymous:
+        paths = anonymous.get("/openapi.json").json()["paths"]
+        operations = [
+            (method.upper(), path.replace("{message_id}", "1").replace("{barcode}", "1"))
+            for path, item in paths.items()
+            if path.startswith("/api/v1/interop")
+            for method in item
+        ]
+        assert any(p == "/api/v1/interop/hl7" for _, p in operations)
+        for method, path in operations:
+            r = anonymous.request(method, path)
+            assert r.status_code == 401, (method, path, r.status_code)
