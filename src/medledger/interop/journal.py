@@ -114,7 +114,6 @@ class Begun:
 
     message: Message
     new: bool
-    salt: bytes
     same_bytes: bool = True  # False: the control id was reused for different content
 
     @property
@@ -179,7 +178,7 @@ class Journal:
                 return self._again(c, found, raw)
             try:
                 with c.begin_nested():
-                    new_id = c.execute(
+                    row = c.execute(
                         insert(M)
                         .values(
                             interface=interface,
@@ -195,8 +194,8 @@ class Journal:
                             raw_hash=self._hash(salt, raw),
                             raw_sealed=sealed,
                         )
-                        .returning(M.c.id)
-                    ).scalar_one()
+                        .returning(*_COLUMNS)
+                    ).one()
             except IntegrityError:  # a concurrent twin inserted it first
                 twin = self._find(c, key)
                 if twin is None:
@@ -204,8 +203,7 @@ class Journal:
                         "message journal conflict; retry", field="control_id"
                     ) from None
                 return self._again(c, twin, raw)
-            row = c.execute(select(*_COLUMNS).where(M.c.id == new_id)).one()
-        return Begun(_message(row), new=True, salt=salt)
+        return Begun(_message(row), new=True)
 
     def finish(
         self,
@@ -239,11 +237,12 @@ class Journal:
         if status not in _KEEP_RAW:
             values["raw_sealed"] = None
         with self._write() as c:
-            c.execute(update(M).where(M.c.id == message_id).values(**values))
-            found = self._row(c, message_id)
-        if found is None:
+            row = c.execute(
+                update(M).where(M.c.id == message_id).values(**values).returning(*_COLUMNS)
+            ).first()
+        if row is None:
             raise StateError(f"no journal message {message_id}", field="id", value=message_id)
-        return found
+        return _message(row)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -274,11 +273,6 @@ class Journal:
         key = (message.institution, message.source, message.control_id)
         return self.keyring.decrypt(JOURNAL_SUBJECT, blob, _aad(key))
 
-    def salt(self, message: Message) -> bytes:
-        """The salt of the message's ``raw_hash``."""
-        with self._read() as c:
-            return bytes(c.execute(select(M.c.salt).where(M.c.id == message.id)).scalar_one())
-
     def by_status(self, *statuses: str, limit: int = 1000) -> list[Message]:
         """Messages in the given statuses, oldest first (the worklist: held, quarantined)."""
         with self._read() as c:
@@ -306,11 +300,14 @@ class Journal:
         return self.suite.hash(salt + raw).hex()
 
     def _again(self, c: Connection, row: Any, raw: bytes) -> Begun:
-        salt = bytes(c.execute(select(M.c.salt).where(M.c.id == row.id)).scalar_one())
-        same = self._hash(salt, raw) == row.raw_hash
-        c.execute(update(M).where(M.c.id == row.id).values(duplicates=M.c.duplicates + 1))
-        fresh = c.execute(select(*_COLUMNS).where(M.c.id == row.id)).one()
-        return Begun(_message(fresh), new=False, salt=salt, same_bytes=same)
+        same = self._hash(bytes(row.salt), raw) == row.raw_hash
+        fresh = c.execute(
+            update(M)
+            .where(M.c.id == row.id)
+            .values(duplicates=M.c.duplicates + 1)
+            .returning(*_COLUMNS)
+        ).one()
+        return Begun(_message(fresh), new=False, same_bytes=same)
 
     @staticmethod
     def _row(c: Connection, message_id: int) -> Message | None:
@@ -322,7 +319,7 @@ class Journal:
     def _find(c: Connection, key: tuple[str, str, str]) -> Any:
         institution, source, control_id = key
         return c.execute(
-            select(*_COLUMNS).where(
+            select(*_COLUMNS, M.c.salt).where(
                 M.c.institution == institution,
                 M.c.source == source,
                 M.c.control_id == control_id,
