@@ -191,8 +191,9 @@ class TokenGrants:
         )
         return _answer(issued, None)
 
-    def _password(self, form: dict[str, str], now: float) -> dict[str, Any]:
-        username, password = _required(form, "username"), _required(form, "password")
+    def verify_password(self, username: str, password: str) -> None:
+        """Check a user's password as a sign-in does (failures count towards the lockout);
+        refusals are OAuth ``invalid_grant`` errors that do not tell which part was wrong."""
         try:
             self.credentials.authenticate(USER, username, password)
         except AccountLocked as exc:
@@ -201,6 +202,10 @@ class TokenGrants:
             ) from None
         except AuthenticationFailed:
             raise _invalid_grant("invalid username or password", "bad-credentials") from None
+
+    def _password(self, form: dict[str, str], now: float) -> dict[str, Any]:
+        username, password = _required(form, "username"), _required(form, "password")
+        self.verify_password(username, password)
         standing = self.directory.standing(USER, username)
         if standing is None or standing.disabled:  # disabled since it authenticated
             raise _invalid_grant("invalid username or password", "disabled")

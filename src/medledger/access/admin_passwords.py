@@ -33,9 +33,8 @@ class PasswordAdmin(AdminBase):
         )
 
     def change_password(self, user_id: str, current: str, password: str) -> Event:
-        """The user's own change: ``current`` must verify (failures count towards the lockout,
-        as at sign-in), and the new password must differ from it."""
-        self.credentials.authenticate(PrincipalKind.USER, user_id, current)
+        """The user's own change, once the caller has verified ``current`` as a sign-in does
+        (``TokenService.verify_password``); the new password must differ from it."""
         if password == current:
             raise InputError(
                 "the new password is the current one",

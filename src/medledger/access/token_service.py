@@ -30,7 +30,7 @@ from medledger.access.permissions import effective_permissions
 from medledger.access.refresh import refresh_token_hash
 from medledger.access.token_store import SqlRevocations
 from medledger.access.tokens import TokenClaims, revoke_access_token, verify_access_token
-from medledger.errors import AccountLocked, AuthenticationFailed, StateError, TokenInvalid
+from medledger.errors import StateError, TokenInvalid
 
 __all__ = ["GRANT_TYPES", "TokenService"]
 
@@ -51,16 +51,8 @@ class TokenService(TokenGrants):
         from medledger.access.admin_ledger import anchor
 
         admin = self.admin()
-        try:
-            event = admin.change_password(username, current, new)
-        except AccountLocked as exc:
-            raise AccountLocked(
-                exc.message, retry_after=exc.details["retry_after"], oauth_error="invalid_grant"
-            ) from None
-        except AuthenticationFailed:
-            raise AuthenticationFailed(
-                "invalid username or password", oauth_error="invalid_grant", reason="credentials"
-            ) from None
+        self.verify_password(username, current)
+        event = admin.change_password(username, current, new)
         if self.node is not None:  # admin() raised otherwise
             anchor(self.node, event)
         self.on_event(event)
