@@ -101,7 +101,7 @@ def router(interop: Interop, *, max_body: int) -> APIRouter:
             )
         client = request.client
         peer = client.host if client else ""
-        ack = await _run(gateway.handle_hl7, raw, interface="http", peer=peer)
+        ack = await _run(gateway.handle_hl7, raw, interface="http", peer=peer, decoded=decoded)
         return Response(ack, media_type="application/hl7-v2")
 
     @r.get("/reconciliation")

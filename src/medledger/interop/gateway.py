@@ -73,7 +73,7 @@ class Gateway:
         config: GatewayConfig,
         *,
         translator: Callable[[], Translator] | None = None,
-        on_result: Callable[[str, str], None] | None = None,
+        on_result: Callable[[str, str], object] | None = None,
         audit: Callable[[Outcome, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -111,22 +111,36 @@ class Gateway:
 
     # -- HL7 v2 --------------------------------------------------------------------------------
 
-    def handle_hl7(self, raw: bytes, *, interface: str = "mllp", peer: str = "") -> bytes:
-        """Process one HL7 v2 message and return its ACK (after everything is durable)."""
-        outcome, header = self.receive_hl7(raw, interface=interface, peer=peer)
+    def handle_hl7(
+        self,
+        raw: bytes,
+        *,
+        interface: str = "mllp",
+        peer: str = "",
+        decoded: Decoded | None = None,
+    ) -> bytes:
+        """Process one HL7 v2 message and return its ACK (after everything is durable);
+        ``decoded``: ``raw`` already decoded by the caller."""
+        outcome, header = self.receive_hl7(raw, interface=interface, peer=peer, decoded=decoded)
         if self.audit is not None:
             self.audit(outcome, peer)  # durable before the ACK, like every API request
         return self.ack(header, outcome)
 
     def receive_hl7(
-        self, raw: bytes, *, interface: str = "mllp", peer: str = ""
+        self,
+        raw: bytes,
+        *,
+        interface: str = "mllp",
+        peer: str = "",
+        decoded: Decoded | None = None,
     ) -> tuple[Outcome, Header | None]:
         """Process one HL7 v2 message; return its outcome and header (for the ACK)."""
-        try:
-            decoded = decode(raw, max_bytes=self.config.max_message_bytes)
-        except MessageRejected as exc:
-            header = peek_header(raw)
-            return self.reject_unread(raw, header, exc, interface), header
+        if decoded is None:
+            try:
+                decoded = decode(raw, max_bytes=self.config.max_message_bytes)
+            except MessageRejected as exc:
+                header = peek_header(raw)
+                return self.reject_unread(raw, header, exc, interface), header
         header = decoded.header
         inst = self.senders.lookup(header.sending_facility)
         if inst is None:

@@ -19,7 +19,6 @@ before its ACK, or a redelivery) creates nothing new.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -90,7 +89,7 @@ class Ingest:
 
     def requisition(self, req: Requisition) -> Stored | Unresolved:
         """Store ``req`` (ServiceRequests, Specimens, the Patient) or say why not yet."""
-        translations, unmapped = self._translations(req)
+        translations, unmapped = self.translations(req)
         if unmapped:
             return Unresolved(
                 "held",
@@ -109,9 +108,11 @@ class Ingest:
         refs = self._run(bundle, req.sender)
         return Stored(refs, placers=tuple((req.sender, i.placer) for i in req.items))
 
-    def _translations(
+    def translations(
         self, req: Requisition
     ) -> tuple[dict[tuple[str, str], Sequence[Coded]], tuple[str, ...]]:
+        """The performer's codes for each item code of ``req``, and the codes without one
+        (``system|code``); nothing to translate when the sender performs it itself."""
         if req.performer is None or req.performer == req.sender:
             return {}, ()
         target = code_system(req.performer)
@@ -316,14 +317,10 @@ def _relink(node: Any, dropped: dict[str, str]) -> Any:
 def _same(stored: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether ``new`` says nothing ``stored`` does not (ids, meta and references aside)."""
 
-    def core(resource: dict[str, Any]) -> dict[str, Any]:
-        body = copy.deepcopy(resource)
-        body.pop("id", None)
-        body.pop("meta", None)
-        return body
+    def core(resource: dict[str, Any]) -> Any:
+        return _strip_refs({k: v for k, v in resource.items() if k not in ("id", "meta")})
 
-    a, b = core(stored), core(new)
-    return bool(_strip_refs(a) == _strip_refs(b))
+    return bool(core(stored) == core(new))
 
 
 def _strip_refs(node: Any) -> Any:

@@ -78,15 +78,9 @@ class Interop:
         """Build the gateway over ``service``; ``listen`` overrides ``mllp.listen``;
         ``policy``/``consents`` decide what FHIR Subscriptions may be notified about."""
         queue = DeliveryQueue(service.ledger.store.engine)
-        holder: dict[str, Interop] = {}
-
-        def on_result(report: str, placer_inst: str) -> None:
-            holder["self"].queue_push(report, placer_inst)
-
         gateway = Gateway(
             service,
             config,
-            on_result=on_result,
             audit=_auditor(trail) if trail is not None else None,
         )
         where = listen or config.listen
@@ -94,7 +88,7 @@ class Interop:
         if where is not None:
             listener = GatewayListener(gateway, host=where[0], port=where[1])
         self = cls(service, config, gateway, queue, listener)
-        holder["self"] = self
+        gateway.on_result = self.queue_push
         self.subscriptions = SubscriptionHub(
             service,
             queue,

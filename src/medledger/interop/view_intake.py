@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from medledger.errors import MedLedgerError
 from medledger.interop.gateway import Gateway
 from medledger.interop.ingest import Stored
-from medledger.interop.model import Coded, Requisition, Result, code_system
+from medledger.interop.model import Coded, Requisition, Result
 from medledger.interop.model_json import model_to_json
 from medledger.interop.views.config import ConnectorConfig
 from medledger.interop.views.exposed import ExposedTables
@@ -87,14 +87,11 @@ class Exposer:
 
     def __call__(self, model: object, stored: Stored) -> None:
         if isinstance(model, Requisition):
-            translator = self.gateway.translator()  # the maps the gateway translated with
-            target = code_system(model.performer) if model.performer else None
+            found, _ = self.gateway.ingest.translations(model)  # as the gateway translated
 
             def translate(code: Coded) -> Coded | None:
-                if target is None:
-                    return None
-                found = translator.lookup(code.system, code.code, target)
-                return found[0] if found else None
+                codes = found.get((code.system, code.code))
+                return codes[0] if codes else None
 
             self.tables.upsert_requisition(
                 model,
