@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -23,6 +23,7 @@ from medledger.access.audit_merkle import leaf_hashes, merkle_root
 from medledger.crypto.rfc6962 import hasher_for
 from medledger.crypto.suite import Suite
 from medledger.errors import MedLedgerError, StorageError
+from medledger.ledger.audit import Findings
 from medledger.ledger.sqlstore import SqlReader
 from medledger.store.engine import READ_ONLY
 from medledger.store.migrate import first_line
@@ -30,7 +31,6 @@ from medledger.store.schema_audit import audit_batches, audit_entities, audit_ev
 
 __all__ = ["TrailAuditReport", "audit_trail"]
 
-MAX_FINDINGS = 1000
 _LISTED = 20  # missing seq numbers named one by one; beyond that, as ranges
 _E = audit_events.c
 _R = audit_entities.c
@@ -38,20 +38,11 @@ _B = audit_batches.c
 
 
 @dataclass(slots=True)
-class TrailAuditReport:
+class TrailAuditReport(Findings):
     events: int = 0
     batches: int = 0
     pending: int = 0
     unbatched: int = 0
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(self, kind: str, at: str, problem: str) -> None:
-        if len(self.findings) < MAX_FINDINGS:
-            self.findings.append({"kind": kind, "at": at, "problem": problem})
 
 
 def audit_trail(engine: Engine, reader: SqlReader, suite: Suite) -> TrailAuditReport:

@@ -32,11 +32,10 @@ _KEY_LIMIT = 49 << 48  # node keys at level 49 and up cannot exist (2^48 leaves 
 
 
 @dataclass(slots=True)
-class AuditReport:
-    entries: int = 0
-    nodes: int = 0
-    blocks: int = 0
-    seconds: float = 0.0
+class Findings:
+    """What an audit found (at most ``MAX_FINDINGS``); the ledger's, the audit trail's and
+    the records' reports all keep them this way."""
+
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -46,6 +45,14 @@ class AuditReport:
     def add(self, kind: str, where: int | str, problem: str, **extra: Any) -> None:
         if len(self.findings) < MAX_FINDINGS:
             self.findings.append({"kind": kind, "at": where, "problem": problem, **extra})
+
+
+@dataclass(slots=True)
+class AuditReport(Findings):
+    entries: int = 0
+    nodes: int = 0
+    blocks: int = 0
+    seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {

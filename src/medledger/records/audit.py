@@ -10,36 +10,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from medledger.crypto.canonical import canonical_bytes
 from medledger.errors import Gone, MedLedgerError
+from medledger.ledger.audit import Findings
 from medledger.ledger.sqlstore import SqlReader
 from medledger.records.service import RecordService
 from medledger.store.engine import READ_ONLY
 from medledger.store.schema_records import record_versions
 
-MAX_FINDINGS = 1000
-
 
 @dataclass(slots=True)
-class RecordAuditReport:
+class RecordAuditReport(Findings):
     versions: int = 0
     decrypted: int = 0
     erased: int = 0
     pending: int = 0
-    findings: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(self, ref: str, problem: str) -> None:
-        if len(self.findings) < MAX_FINDINGS:
-            self.findings.append({"kind": "record", "at": ref, "problem": problem})
+    def record(self, ref: str, problem: str) -> None:
+        self.add("record", ref, problem)
 
 
 def audit_records(service: RecordService, reader: SqlReader) -> RecordAuditReport:
@@ -61,13 +54,15 @@ def audit_records(service: RecordService, reader: SqlReader) -> RecordAuditRepor
         if not isinstance(certified, str) or certified in anchored:
             continue
         if certified in pending:
-            rep.add(
+            rep.record(
                 certified,
                 f"marked pending, yet ledger entry {index} already certifies it "
                 "(the anchoring mark was removed)",
             )
         else:
-            rep.add(certified, f"ledger entry {index} certifies a version the store does not hold")
+            rep.record(
+                certified, f"ledger entry {index} certifies a version the store does not hold"
+            )
     return rep
 
 
@@ -77,13 +72,13 @@ def _check_version(
     try:
         entry = json.loads(reader.get_entry(int(row.ledger_index)))
     except (MedLedgerError, ValueError, TypeError):
-        rep.add(ref, f"its ledger entry {row.ledger_index} is missing")
+        rep.record(ref, f"its ledger entry {row.ledger_index} is missing")
         return
     if entry.get("ref") != ref:
-        rep.add(ref, f"ledger entry {row.ledger_index} certifies {entry.get('ref')!r} instead")
+        rep.record(ref, f"ledger entry {row.ledger_index} certifies {entry.get('ref')!r} instead")
         return
     if entry.get("payload_hash") != row.payload_hash or entry.get("subject") != row.subject:
-        rep.add(ref, "stored hash or subject differs from the ledger entry")
+        rep.record(ref, "stored hash or subject differs from the ledger entry")
         return
     try:
         plain = service.keyring.decrypt(row.subject, bytes(row.blob or b""), ref.encode())
@@ -91,12 +86,12 @@ def _check_version(
         rep.erased += 1
         return
     except MedLedgerError:
-        rep.add(ref, "payload does not decrypt: the ciphertext was altered")
+        rep.record(ref, "payload does not decrypt: the ciphertext was altered")
         return
     body = json.loads(plain)
     digest = service.suite.hash(bytes.fromhex(body["salt"]) + canonical_bytes(body["resource"]))
     if digest.hex() != entry.get("payload_hash"):
-        rep.add(ref, "decrypted payload does not match the certified payload hash")
+        rep.record(ref, "decrypted payload does not match the certified payload hash")
         return
     rep.decrypted += 1
 
