@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from medledger.benchmarks.http_load import LoadResult, Outcome, Request, run_load
+from medledger.benchmarks.processes import stop_process
 from medledger.errors import EnvironmentFailure, InputError
 from medledger.samples.bundles import as_transaction
 from medledger.samples.fhir import clinical_set
@@ -368,14 +369,7 @@ def _process(cmd: list[str], base: str, ready: str) -> Iterator[int]:
             time.sleep(0.1)
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop_process(proc, 20)
 
 
 def _get_json(url: str) -> Any:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medledger.benchmarks.http_load import percentiles
+from medledger.benchmarks.processes import stop_process
 from medledger.errors import EnvironmentFailure, InputError
 from medledger.interop.mllp.client import MllpClient
 from medledger.interop.mllp.runtime import loop_name, raise_open_files_limit
@@ -54,7 +55,6 @@ __all__ = [
     "load_async",
     "run",
     "sample_message",
-    "stop_process",
 ]
 
 Messages = Callable[[int], bytes]
@@ -362,17 +362,6 @@ def _peer_process() -> Iterator[int]:
             yield int(line.split()[1])
         finally:
             stop_process(proc, 20)
-
-
-def stop_process(proc: subprocess.Popen[Any], wait_s: float) -> None:
-    """Terminate ``proc``, kill it if it has not exited within ``wait_s`` s; close its pipes."""
-    proc.terminate()
-    try:
-        proc.wait(wait_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    with proc:  # leaving closes the pipes and waits for the exit
-        pass
 
 
 async def _serve_peer(host: str, port: int) -> None:

@@ -70,7 +70,8 @@ def run(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     """Start the gateway, seed the orders, run the phases, reconcile; JSON-ready result."""
-    from medledger.benchmarks.mllp import bench, stop_process
+    from medledger.benchmarks.mllp import bench
+    from medledger.benchmarks.processes import stop_process
 
     with tempfile.TemporaryDirectory(prefix="medledger-bench-mllp-") as tmp:
         data = Path(tmp) / "d"
