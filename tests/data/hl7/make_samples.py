@@ -46,6 +46,52 @@ CENTRAL = "示例市第一人民医院"
 LIU = seg("PID", {1: "1", 3: "MZ20240005^^^^PI", 5: "刘洋", 7: "19920808", 8: "M"})
 SUN = "1001&孙&丽"
 
+
+def _nm(
+    set_id: str,
+    code: str,
+    value: str,
+    unit: str,
+    ref: str,
+    flag: str,
+    status: str,
+    observed: str | None = None,
+) -> str:
+    """Return a numeric (NM) OBX: value, unit, reference range, flag, status, OBX-14 if given."""
+    fields = {1: set_id, 2: "NM", 3: code, 5: value, 6: unit, 7: ref, 8: flag, 11: status}
+    if observed is not None:
+        fields[14] = observed
+    return seg("OBX", fields)
+
+
+def _renal(status: str) -> list[str]:
+    """Return the 肾功能 OBX segments (肌酐, 尿素, 尿酸), each with OBX-11 ``status``."""
+    return [
+        _nm("1", "CREA^肌酐^L", "128", "umol/L", "57-111", "H", status),
+        _nm("2", "UREA^尿素^L", "7.9", "mmol/L", "3.1-8.0", "N", status),
+        _nm("3", "UA^尿酸^L", "180", "umol/L", "208-428", "L", status),
+    ]
+
+
+def _lab_report(
+    set_id: str,
+    placer: str,
+    filler: str,
+    code: str,
+    *,
+    times: tuple[str, str],
+    barcode: str,
+    section: str,
+    status: str,
+) -> list[str]:
+    """Return the ORC and OBR of one LIS report; ``times`` are OBR-7 (collected), OBR-22."""
+    return [
+        seg("ORC", {1: "RE", 2: placer, 3: filler, 21: "示例区中医院"}),
+        seg("OBR", {1: set_id, 2: placer, 3: filler, 4: code, 7: times[0], 18: barcode,
+                    22: times[1], 24: section, 25: status, 32: SUN}),
+    ]  # fmt: skip
+
+
 SAMPLES: dict[str, list[str]] = {
     # 放射: chest CT ordered by the member hospital's outpatient clinic.
     "orm_ct_chest": [
@@ -110,26 +156,16 @@ SAMPLES: dict[str, list[str]] = {
     "oru_lab": [
         _head(("LIS", CENTRAL), HIS, "20240501113000", "ORU^R01^ORU_R01", "LIS20240501003344"),
         LIU,
-        seg("ORC", {1: "RE", 2: "SQ202405010005", 3: "F2024050100051", 21: "示例区中医院"}),
-        seg("OBR", {1: "1", 2: "SQ202405010005", 3: "F2024050100051", 4: "XCG^血常规^L",
-                    7: "20240501075500", 18: "BC2024050100051", 22: "20240501112500",
-                    24: "HM", 25: "F", 32: SUN}),
-        seg("OBX", {1: "1", 2: "NM", 3: "WBC^白细胞计数^L", 5: "11.2", 6: "10*9/L",
-                    7: "3.5-9.5", 8: "H", 11: "F", 14: "20240501111000"}),
-        seg("OBX", {1: "2", 2: "NM", 3: "HGB^血红蛋白^L", 5: "135", 6: "g/L", 7: "130-175",
-                    8: "N", 11: "F", 14: "20240501111000"}),
-        seg("OBX", {1: "3", 2: "NM", 3: "PLT^血小板计数^L", 5: "98", 6: "10*9/L",
-                    7: "125-350", 8: "L", 11: "F", 14: "20240501111000"}),
-        seg("ORC", {1: "RE", 2: "SQ202405010006", 3: "F2024050100052", 21: "示例区中医院"}),
-        seg("OBR", {1: "2", 2: "SQ202405010006", 3: "F2024050100052", 4: "SGN^肾功能^L",
-                    7: "20240501075600", 18: "BC2024050100052", 22: "20240501112800",
-                    24: "CH", 25: "F", 32: SUN}),
-        seg("OBX", {1: "1", 2: "NM", 3: "CREA^肌酐^L", 5: "128", 6: "umol/L", 7: "57-111",
-                    8: "H", 11: "F"}),
-        seg("OBX", {1: "2", 2: "NM", 3: "UREA^尿素^L", 5: "7.9", 6: "mmol/L",
-                    7: "3.1-8.0", 8: "N", 11: "F"}),
-        seg("OBX", {1: "3", 2: "NM", 3: "UA^尿酸^L", 5: "180", 6: "umol/L", 7: "208-428",
-                    8: "L", 11: "F"}),
+        *_lab_report("1", "SQ202405010005", "F2024050100051", "XCG^血常规^L",
+                     times=("20240501075500", "20240501112500"), barcode="BC2024050100051",
+                     section="HM", status="F"),
+        _nm("1", "WBC^白细胞计数^L", "11.2", "10*9/L", "3.5-9.5", "H", "F", "20240501111000"),
+        _nm("2", "HGB^血红蛋白^L", "135", "g/L", "130-175", "N", "F", "20240501111000"),
+        _nm("3", "PLT^血小板计数^L", "98", "10*9/L", "125-350", "L", "F", "20240501111000"),
+        *_lab_report("2", "SQ202405010006", "F2024050100052", "SGN^肾功能^L",
+                     times=("20240501075600", "20240501112800"), barcode="BC2024050100052",
+                     section="CH", status="F"),
+        *_renal("F"),
         seg("OBX", {1: "4", 2: "ST", 3: "GFR^估算肾小球滤过率^L", 5: ">90",
                     6: "mL/min/1.73m2", 11: "F"}),
     ],
@@ -163,33 +199,23 @@ SAMPLES: dict[str, list[str]] = {
     "oru_correction": [
         _head(("LIS", CENTRAL), HIS, "20240502093500", "ORU^R01^ORU_R01", "LIS20240502000101"),
         LIU,
-        seg("ORC", {1: "RE", 2: "SQ202405010007", 3: "F2024050100071", 21: "示例区中医院"}),
-        seg("OBR", {1: "1", 2: "SQ202405010007", 3: "F2024050100071", 4: "DJZ^电解质^L",
-                    7: "20240501075500", 18: "BC2024050100053", 22: "20240502093000",
-                    24: "CH", 25: "C", 32: SUN}),
+        *_lab_report("1", "SQ202405010007", "F2024050100071", "DJZ^电解质^L",
+                     times=("20240501075500", "20240502093000"), barcode="BC2024050100053",
+                     section="CH", status="C"),
         seg("NTE", {1: "1", 3: "血钾结果复核后更正，原结果因标本放置过久偏高"}),
-        seg("OBX", {1: "1", 2: "NM", 3: "K^钾^L", 5: "4.1", 6: "mmol/L", 7: "3.5-5.3",
-                    8: "N", 11: "C"}),
-        seg("OBX", {1: "2", 2: "NM", 3: "NA^钠^L", 5: "140", 6: "mmol/L", 7: "137-147",
-                    8: "N", 11: "F"}),
-        seg("OBX", {1: "3", 2: "NM", 3: "CL^氯^L", 5: "101", 6: "mmol/L", 7: "99-110",
-                    8: "N", 11: "F"}),
+        _nm("1", "K^钾^L", "4.1", "mmol/L", "3.5-5.3", "N", "C"),
+        _nm("2", "NA^钠^L", "140", "mmol/L", "137-147", "N", "F"),
+        _nm("3", "CL^氯^L", "101", "mmol/L", "99-110", "N", "F"),
     ],
     # 召回: every OBX posted as wrong (W), reason 标本溶血.
     "oru_recall": [
         _head(("LIS", CENTRAL), HIS, "20240502101500", "ORU^R01^ORU_R01", "LIS20240502000102"),
         LIU,
-        seg("ORC", {1: "RE", 2: "SQ202405010006", 3: "F2024050100052", 21: "示例区中医院"}),
-        seg("OBR", {1: "1", 2: "SQ202405010006", 3: "F2024050100052", 4: "SGN^肾功能^L",
-                    7: "20240501075600", 18: "BC2024050100052", 22: "20240502101000",
-                    24: "CH", 25: "C", 32: SUN}),
+        *_lab_report("1", "SQ202405010006", "F2024050100052", "SGN^肾功能^L",
+                     times=("20240501075600", "20240502101000"), barcode="BC2024050100052",
+                     section="CH", status="C"),
         seg("NTE", {1: "1", 3: "标本溶血，报告召回"}),
-        seg("OBX", {1: "1", 2: "NM", 3: "CREA^肌酐^L", 5: "128", 6: "umol/L", 7: "57-111",
-                    8: "H", 11: "W"}),
-        seg("OBX", {1: "2", 2: "NM", 3: "UREA^尿素^L", 5: "7.9", 6: "mmol/L",
-                    7: "3.1-8.0", 8: "N", 11: "W"}),
-        seg("OBX", {1: "3", 2: "NM", 3: "UA^尿酸^L", 5: "180", 6: "umol/L", 7: "208-428",
-                    8: "L", 11: "W"}),
+        *_renal("W"),
     ],
 }  # fmt: skip
 

@@ -7,8 +7,7 @@ import itertools
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from medledger.interop.delivery.queue import Delivery, DeliveryQueue
 from medledger.interop.delivery.signing import verify
 from medledger.interop.delivery.worker import DeliveryWorker, RestHookSender, describe
 from medledger.store.engine import make_engine
+from tests.interop._receivers import serve_hook
 
 SECRET = b"member-east-hook-secret"
 FAST = partial(next_delay, base=0.05, cap=1.0, jitter=lambda: 1.0)  # 0.05, 0.1, 0.2, …
@@ -73,22 +73,6 @@ class Subscriber:
             self.in_flight[key] -= 1
 
 
-@asynccontextmanager
-async def serving(sub: Subscriber) -> AsyncIterator[str]:
-    """Run ``sub`` on a free port of 127.0.0.1; yield its hook URL."""
-    app = web.Application()
-    app.router.add_post("/hook", sub.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
-
-
 async def render(d: Delivery) -> tuple[bytes, str]:
     """A FHIR notification body for the delivery's resource version."""
     body = {"resourceType": "Bundle", "type": "history", "entry": [{"fullUrl": d.ref}],
@@ -107,7 +91,7 @@ def _queue(engine: Engine, url: str, n: int, deadline: float = 30.0) -> Delivery
 async def _run(
     engine: Engine, sub: Subscriber, body: Callable[[str, httpx.AsyncClient], Awaitable[Any]]
 ) -> Any:
-    async with serving(sub) as url, httpx.AsyncClient() as client:
+    async with serve_hook(sub.handle) as url, httpx.AsyncClient() as client:
         return await body(url, client)
 
 

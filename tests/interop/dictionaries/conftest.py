@@ -6,9 +6,6 @@ The terminology router is put in front of the app's routes: appended after the F
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from medledger.api.app import create_app, open_security
@@ -27,6 +23,7 @@ from medledger.ledger.node import LedgerNode
 from medledger.records.fhir_shape import check_shape, resource_model
 from medledger.records.service import RecordService
 from tests.identity import CENTRAL, MEMBER, Identities, provision
+from tests.interop._uvicorn import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "dictionaries"
 MEMBER_CSV = (DATA / "member_east.csv").read_bytes()  # GB18030, as Excel saves it
@@ -96,23 +93,10 @@ def serving(tmp_path: Path, *, policy: str | None = None) -> Iterator[Server]:
         service, max_body=MAX_BODY, security=open_security(service, audit_interval=3600)
     )
     front(app, service)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
     try:
-        yield Server(f"http://127.0.0.1:{port}", node, service, ids, app)
+        with serve_app(app) as url:
+            yield Server(url, node, service, ids, app)
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.security.close()
         node.close()
 

@@ -10,9 +10,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -103,16 +101,6 @@ def drop_before_ack(port: int, raw: bytes) -> None:
     """Write the message and close at once, never reading the ACK."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(encode_frame(raw))
-
-
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    running = Hub(tmp_path)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_kill_drop_resend_and_duplicates(hub: Hub) -> None:

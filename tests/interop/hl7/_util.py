@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from medledger.errors import MessageRejected
-from medledger.interop.hl7 import SenderMap
+from medledger.interop.hl7 import SenderMap, read_message
+from medledger.interop.model import Requisition, Result
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "hl7"
 CENTRAL = "hosp-central"
@@ -21,6 +22,20 @@ UTF8_MSH = (
 def sample(name: str) -> bytes:
     """Return the bytes of ``tests/data/hl7/<name>.hl7``."""
     return (DATA / f"{name}.hl7").read_bytes()
+
+
+def sample_order(name: str) -> Requisition:
+    """Read sample ``name``, which must be an order, into its Requisition."""
+    out = read_message(sample(name), SENDERS)
+    assert isinstance(out, Requisition)
+    return out
+
+
+def sample_results(name: str) -> list[Result]:
+    """Read sample ``name``, which must be a result message, into its Results."""
+    out = read_message(sample(name), SENDERS)
+    assert isinstance(out, list)
+    return out
 
 
 def message(*segments: str, mtype: str = "ORM^O01", charset: str = "UNICODE UTF-8") -> bytes:

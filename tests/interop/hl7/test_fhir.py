@@ -17,27 +17,15 @@ from medledger.interop.hl7 import (
     result_bundle,
     result_children,
 )
-from medledger.interop.model import Coded, Requisition, Result, code_system
+from medledger.interop.model import Coded, Requisition, code_system
 from medledger.ledger.node import LedgerNode
 from medledger.records.bundles import process_bundle
 from medledger.records.fhir_model import validate_resource
 from medledger.records.service import RecordService
 from tests.data.hl7.make_samples import REPORT_IMAGE_SHA256, SAMPLES
-from tests.interop.hl7._util import CENTRAL, EAST, SENDERS, sample
+from tests.interop.hl7._util import CENTRAL, EAST, SENDERS, sample, sample_order, sample_results
 
 LOINC = "http://loinc.org"
-
-
-def _order(name: str) -> Requisition:
-    out = read_message(sample(name), SENDERS)
-    assert isinstance(out, Requisition)
-    return out
-
-
-def _results(name: str) -> list[Result]:
-    out = read_message(sample(name), SENDERS)
-    assert isinstance(out, list)
-    return out
 
 
 def _bundles() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -72,7 +60,7 @@ def test_every_resource_of_every_sample_validates() -> None:
 def test_requisition_bundle_content() -> None:
     """Patient, ServiceRequest and Specimen carry the mapped fields and conditional creates."""
     bundle = requisition_bundle(
-        _order("oml_lab"),
+        sample_order("oml_lab"),
         translations={(code_system(EAST), "XCG"): [Coded(LOINC, "58410-2", "CBC panel")]},
     )
     (patient,) = _by_type(bundle, "Patient")
@@ -111,7 +99,7 @@ def test_requisition_bundle_content() -> None:
 
 def test_national_id_goes_into_the_patient_only() -> None:
     """The 身份证号 is a Patient identifier under the WS/T 500 OID, and nowhere else."""
-    bundle = requisition_bundle(_order("orm_ct_chest"))
+    bundle = requisition_bundle(sample_order("orm_ct_chest"))
     (patient,) = _by_type(bundle, "Patient")
     ids = {i["system"]: i["value"] for i in patient["resource"]["identifier"]}
     assert ids["urn:oid:2.16.156.10011.1.3"] == "110101197803150017"
@@ -123,7 +111,7 @@ def test_national_id_goes_into_the_patient_only() -> None:
 
 def test_existing_orders_are_updated_with_if_match() -> None:
     """A placer listed in ``existing`` becomes PUT ServiceRequest/<id> with ifMatch W/"v"."""
-    req = _order("orm_ct_chest")
+    req = sample_order("orm_ct_chest")
     bundle = requisition_bundle(
         req, existing={"SQ202405010001": ("sr-77", 3)}, patient_existing="p-1"
     )
@@ -138,7 +126,7 @@ def test_existing_orders_are_updated_with_if_match() -> None:
 
 def test_result_bundle_content() -> None:
     """DiagnosticReport, findings Observation, ImagingStudy and DocumentReference are mapped."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     bundle = result_bundle(res, order_ref="ServiceRequest/sr-1", existing=None)
     (dr,) = _by_type(bundle, "DiagnosticReport")
     report = dr["resource"]
@@ -176,7 +164,7 @@ def test_result_bundle_content() -> None:
 
 def test_lab_observations() -> None:
     """Items become Observations: quantity with the unit as sent, H/L interpretation coded."""
-    first, second = _results("oru_lab")
+    first, second = sample_results("oru_lab")
     obs = [
         e["resource"]
         for e in _by_type(result_bundle(first, order_ref=None, existing=None), "Observation")
@@ -193,7 +181,7 @@ def test_lab_observations() -> None:
 
 def test_corrections_update_the_same_resources() -> None:
     """existing + existing_children turn the report and matched Observations into PUTs."""
-    (res,) = _results("oru_correction")
+    (res,) = sample_results("oru_correction")
     children = result_children(res)
     assert children[0] == ("Observation", "F2024050100071#obs#K#1")
     bundle = result_bundle(
@@ -216,7 +204,7 @@ def test_corrections_update_the_same_resources() -> None:
 
 def test_recall_marks_everything_entered_in_error() -> None:
     """A recalled report and its Observations carry status entered-in-error."""
-    (res,) = _results("oru_recall")
+    (res,) = sample_results("oru_recall")
     bundle = result_bundle(res, order_ref=None, existing=("dr-2", 4))
     statuses = {
         e["resource"]["status"]
@@ -228,7 +216,7 @@ def test_recall_marks_everything_entered_in_error() -> None:
 
 def test_bad_references_are_input_errors() -> None:
     """order_ref must name a ServiceRequest; patient_existing must be an id."""
-    (res,) = _results("oru_recall")
+    (res,) = sample_results("oru_recall")
     with pytest.raises(InputError):
         result_bundle(res, order_ref="Patient/1", existing=None)
     with pytest.raises(InputError):
@@ -237,8 +225,10 @@ def test_bad_references_are_input_errors() -> None:
 
 def test_bundles_are_deterministic() -> None:
     """The same message gives the same Bundle (stable urn:uuid full URLs)."""
-    assert requisition_bundle(_order("oml_lab")) == requisition_bundle(_order("oml_lab"))
-    entry = requisition_bundle(_order("oml_lab"))["entry"][0]
+    assert requisition_bundle(sample_order("oml_lab")) == requisition_bundle(
+        sample_order("oml_lab")
+    )
+    entry = requisition_bundle(sample_order("oml_lab"))["entry"][0]
     assert dict(parse_qsl(entry["request"]["ifNoneExist"])) == {
         "identifier": "urn:medledger:id:hosp-member-east:patient|MZ20240005"
     }
@@ -261,10 +251,10 @@ def _statuses(out: dict[str, Any]) -> list[str]:
 
 def test_records_layer_accepts_and_deduplicates(service: RecordService) -> None:
     """The real records layer stores each Bundle; sending it again creates nothing new."""
-    order = requisition_bundle(_order("oml_lab"))
+    order = requisition_bundle(sample_order("oml_lab"))
     assert _statuses(process_bundle(service, order)) == ["201 Created"] * 5
     assert _statuses(process_bundle(service, order)) == ["200 OK"] * 5
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     report = result_bundle(res, order_ref=None, existing=None)
     assert set(_statuses(process_bundle(service, report))) == {"201 Created"}
     assert set(_statuses(process_bundle(service, report))) == {"200 OK"}
@@ -272,7 +262,7 @@ def test_records_layer_accepts_and_deduplicates(service: RecordService) -> None:
 
 def test_records_layer_applies_a_cancel_as_an_update(service: RecordService) -> None:
     """A cancel sent as PUT with ifMatch makes version 2 of the stored ServiceRequest."""
-    req = _order("orm_ct_chest")
+    req = sample_order("orm_ct_chest")
     created = process_bundle(service, requisition_bundle(req))
     location = created["entry"][1]["response"]["location"]
     rid = location.split("/")[1]

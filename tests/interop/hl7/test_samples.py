@@ -19,25 +19,21 @@ from medledger.interop.model import (
     code_system,
 )
 from tests.data.hl7.make_samples import REPORT_IMAGE_SHA256, TWINS, sample_bytes
-from tests.interop.hl7._util import CENTRAL, DATA, EAST, SENDERS, sample
+from tests.interop.hl7._util import (
+    CENTRAL,
+    DATA,
+    EAST,
+    SENDERS,
+    sample,
+    sample_order,
+    sample_results,
+)
 
 EAST_DICT = code_system(EAST)
 CENTRAL_DICT = code_system(CENTRAL)
 V2_0070 = "http://terminology.hl7.org/CodeSystem/v2-0070"
 ZHANG = Patient("MZ20240001", "张伟", "male", "1978-03-15", "110101197803150017")
 LIU = Patient("MZ20240005", "刘洋", "male", "1992-08-08")
-
-
-def _order(name: str) -> Requisition:
-    out = read_message(sample(name), SENDERS)
-    assert isinstance(out, Requisition)
-    return out
-
-
-def _results(name: str) -> list[Result]:
-    out = read_message(sample(name), SENDERS)
-    assert isinstance(out, list)
-    return out
 
 
 def test_sample_files_are_current() -> None:
@@ -56,7 +52,7 @@ def test_samples_use_carriage_returns_only() -> None:
 
 def test_chest_ct_order() -> None:
     """ORM^O01 chest CT: patient with national id, visit, ORC-21 sender, body site, note."""
-    assert _order("orm_ct_chest") == Requisition(
+    assert sample_order("orm_ct_chest") == Requisition(
         sender=EAST,
         performer=CENTRAL,
         patient=ZHANG,
@@ -78,7 +74,7 @@ def test_chest_ct_order() -> None:
 
 def test_ultrasound_order() -> None:
     """ORM^O01 ultrasound: OBR-24 US, priority U, sex 2 (GB/T 2261.1), a time with offset."""
-    req = _order("orm_us_abdomen")
+    req = sample_order("orm_us_abdomen")
     assert req.patient == Patient("MZ20240002", "王芳", "female", "1985-06-20")
     (item,) = req.items
     assert (item.kind, item.priority, item.status) == ("ultrasound", "urgent", "active")
@@ -90,7 +86,7 @@ def test_ultrasound_order() -> None:
 
 def test_gastroscopy_order() -> None:
     """ORM^O01 endoscopy: no ORC-21 so MSH-4 is the sender; sex 男; priority A."""
-    req = _order("orm_gastroscopy")
+    req = sample_order("orm_gastroscopy")
     assert (req.sender, req.performer, req.visit) == (EAST, CENTRAL, None)
     assert req.patient.sex == "male"
     (item,) = req.items
@@ -100,7 +96,7 @@ def test_gastroscopy_order() -> None:
 
 def test_pathology_order() -> None:
     """ORM^O01 pathology: placer from ORC-2, specimen + site from OBR-15, barcode OBR-18."""
-    (item,) = _order("orm_pathology").items
+    (item,) = sample_order("orm_pathology").items
     assert item == OrderItem(
         placer="SQ202405010004",
         code=Coded(EAST_DICT, "PA0401", "活检组织病理检查"),
@@ -115,7 +111,7 @@ def test_pathology_order() -> None:
 
 def test_lab_order_with_specimens() -> None:
     """OML^O21: two items, each with the SPM that follows its OBR (barcode, type, time)."""
-    req = _order("oml_lab")
+    req = sample_order("oml_lab")
     assert (req.patient, req.visit, req.requester) == (LIU, "MZ20240501005", "周敏")
     assert req.items == (
         OrderItem(
@@ -142,7 +138,7 @@ def test_lab_order_with_specimens() -> None:
 
 def test_lab_results() -> None:
     """ORU^R01 lab: two OBR groups become two Results with NM values and H/N/L flags."""
-    first, second = _results("oru_lab")
+    first, second = sample_results("oru_lab")
     assert (first.sender, first.placer_institution, first.patient) == (CENTRAL, EAST, LIU)
     assert (first.placer, first.filler, first.status) == (
         "SQ202405010005",
@@ -167,7 +163,7 @@ def test_lab_results() -> None:
 
 def test_ct_report() -> None:
     """ORU^R01 CT: findings/conclusion from TX OBX, a WADO-RS study, a hashed image, a viewer."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     assert res == Result(
         sender=CENTRAL,
         placer_institution=EAST,
@@ -206,7 +202,7 @@ def test_ct_report() -> None:
 
 def test_correction() -> None:
     """ORU^R01 correction: OBR-25 C → corrected, OBX-11 C on the changed item, NTE reason."""
-    (res,) = _results("oru_correction")
+    (res,) = sample_results("oru_correction")
     assert res.status == "corrected"
     assert [i.status for i in res.items] == ["corrected", "final", "final"]
     assert res.reason == "血钾结果复核后更正，原结果因标本放置过久偏高"
@@ -214,7 +210,7 @@ def test_correction() -> None:
 
 def test_recall() -> None:
     """ORU^R01 recall: every OBX W → the report and its items are entered-in-error."""
-    (res,) = _results("oru_recall")
+    (res,) = sample_results("oru_recall")
     assert (res.status, res.filler, res.reason) == (
         "entered-in-error",
         "F2024050100052",

@@ -30,7 +30,7 @@ from medledger.interop.model import (
 from medledger.ledger.node import LedgerNode
 from medledger.records.bundles import process_bundle
 from medledger.records.service import RecordService
-from tests.interop.hl7._util import CENTRAL, EAST, SENDERS, sample
+from tests.interop.hl7._util import CENTRAL, EAST, SENDERS, sample, sample_results
 from tests.interop.hl7.test_roundtrip import results
 
 LOINC = "http://loinc.org"
@@ -111,12 +111,6 @@ def read_back(res: Result, children_order: Any = None) -> Result:
     )
 
 
-def _results(name: str) -> list[Result]:
-    out = read_message(sample(name), SENDERS)
-    assert isinstance(out, list)
-    return out
-
-
 @settings(max_examples=150)
 @given(results(), st.randoms(use_true_random=False))
 def test_result_bundle_reads_back(res: Result, rnd: Any) -> None:
@@ -131,7 +125,7 @@ def test_result_bundle_reads_back(res: Result, rnd: Any) -> None:
 
 def test_ct_report_golden() -> None:
     """The CT sample reads back field by field; the code is the sender's, not a translation."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     translations = {(code_system(CENTRAL), "CT0101"): [Coded(LOINC, "24627-2", "Chest CT")]}
     bundle = result_bundle(res, order_ref=None, existing=None, translations=translations)
     report, children, patient = stored(bundle)
@@ -149,7 +143,7 @@ def test_ct_report_golden() -> None:
 
 def test_decimals_keep_their_value_and_never_get_an_exponent() -> None:
     """5.20 reads back 5.2, 007 as 7, 0.0000001 as plain 0.0000001 (never 1e-07)."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     code = Coded(code_system(CENTRAL), "X")
     items = tuple(
         ResultItem(code, Value("quantity", number=n, unit="g/L"))
@@ -161,7 +155,7 @@ def test_decimals_keep_their_value_and_never_get_an_exponent() -> None:
 
 def test_unrelated_document_references_are_ignored() -> None:
     """A DocumentReference of another report, or with another identifier, is not a link."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     report, children, patient = stored(result_bundle(res, order_ref=None, existing=None))
     other = copy.deepcopy(next(c for c in children if c["resourceType"] == "DocumentReference"))
     other["id"] = "99"
@@ -182,7 +176,7 @@ def test_unrelated_document_references_are_ignored() -> None:
 
 def test_a_logical_subject_gives_the_patient_id_alone() -> None:
     """Without a Patient resource, the subject's logical identifier is the patient id."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     report, children, _ = stored(result_bundle(res, order_ref=None, existing=None))
     report["subject"] = {"identifier": {"system": "urn:x", "value": "MZ20240001"}}
     back = result_from_fhir(
@@ -193,7 +187,7 @@ def test_a_logical_subject_gives_the_patient_id_alone() -> None:
 
 def _broken(path: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """The stored lab result with one element broken, as ``path`` says."""
-    first, _ = _results("oru_lab")
+    first, _ = sample_results("oru_lab")
     report, children, patient = stored(result_bundle(first, order_ref=None, existing=None))
     if path == "report":
         report = ["not", "a", "report"]  # type: ignore[assignment]
@@ -272,7 +266,7 @@ def store_result(service: RecordService, res: Result, order_ref: str | None) -> 
 def test_load_result_reads_what_was_stored(service: RecordService) -> None:
     """load_result gives the stored result, placer and placer institution from the order."""
     orders = store_order(service, "orm_ct_chest")
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     ref = store_result(service, res, orders["SQ202405010001"])
     assert ref.endswith("/_history/1")
     expected = replace(res, reason=None, barcode=None)
@@ -283,7 +277,7 @@ def test_load_result_reads_what_was_stored(service: RecordService) -> None:
 def test_load_result_of_lab_results_and_an_unmatched_one(service: RecordService) -> None:
     """Lab results read back with their numbers; without basedOn placer and institution are None."""
     orders = store_order(service, "oml_lab")
-    first, second = _results("oru_lab")
+    first, second = sample_results("oru_lab")
     back = load_result(service, store_result(service, first, orders[first.placer or ""]))
     assert numbers(back) == fhir_view(first)
     assert [i.value.number for i in back.items if i.value] == ["11.2", "135", "98"]
@@ -293,7 +287,7 @@ def test_load_result_of_lab_results_and_an_unmatched_one(service: RecordService)
 
 def test_load_result_reads_the_version_asked_for(service: RecordService) -> None:
     """After a correction, the old version still reads as it was; the current one is new."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     response = process_bundle(service, result_bundle(res, order_ref=None, existing=None))
     locations = [e["response"]["location"] for e in response["entry"]]
     (v1,) = [x for x in locations if x.startswith("DiagnosticReport/")]

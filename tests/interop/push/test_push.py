@@ -28,9 +28,8 @@ from medledger.ledger.node import LedgerNode
 from medledger.records.service import RecordService
 from medledger.store import migrate
 from medledger.store.engine import make_engine
-from tests.interop.hl7._util import CENTRAL, EAST
+from tests.interop.hl7._util import CENTRAL, EAST, sample_results
 from tests.interop.push.test_fhir_read import (
-    _results,
     fhir_view,
     numbers,
     store_order,
@@ -160,7 +159,7 @@ def as_received(raw: bytes, stored: Result, delivery: Delivery) -> None:
 def test_each_delivery_is_one_accepted_gb18030_oru_of_the_stored_result(env: Env) -> None:
     """Three stored results become three accepted GB18030 ORU^R01s that decode to them."""
     orders = store_order(env.service, "orm_ct_chest") | store_order(env.service, "oml_lab")
-    stored = [*_results("oru_ct_report"), *_results("oru_lab")]
+    stored = [*sample_results("oru_ct_report"), *sample_results("oru_lab")]
     deliveries = [
         enqueue(env, store_result(env.service, r, orders[r.placer or ""])) for r in stored
     ]
@@ -186,7 +185,7 @@ def test_each_delivery_is_one_accepted_gb18030_oru_of_the_stored_result(env: Env
 
 def test_ae_answers_are_retried_with_the_same_message(env: Env) -> None:
     """Two AE answers: the worker sends again, the same bytes and MSH-10, until AA."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     d = enqueue(
         env,
         store_result(env.service, res, store_order(env.service, "orm_ct_chest")[res.placer or ""]),
@@ -210,7 +209,7 @@ def test_ae_answers_are_retried_with_the_same_message(env: Env) -> None:
 
 def test_a_dropped_connection_is_resent_with_the_same_control_id(env: Env) -> None:
     """No ACK (connection dropped): the resend, on a new connection, carries the same MSH-10."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     d = enqueue(env, store_result(env.service, res, None))
     receiver = Receiver(drop=1)
 
@@ -231,7 +230,7 @@ def test_a_dropped_connection_is_resent_with_the_same_control_id(env: Env) -> No
 
 def test_ar_names_the_err_location_code_and_reason(env: Env) -> None:
     """An AR raises MessageRejected with ERR-2 as field, ERR-3 as code, ERR-8 as value."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     d = enqueue(env, store_result(env.service, res, None))
     receiver = Receiver(refuse=1, code="AR")
 
@@ -253,7 +252,7 @@ def test_ar_names_the_err_location_code_and_reason(env: Env) -> None:
 
 def test_refusals_until_the_deadline_dead_letter_the_delivery(env: Env) -> None:
     """A receiver that always answers AR: retried until the deadline, then dead."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     d = enqueue(env, store_result(env.service, res, None), deadline_s=1.0)
     receiver = Receiver(refuse=1000, code="AR")
 
@@ -272,7 +271,7 @@ def test_refusals_until_the_deadline_dead_letter_the_delivery(env: Env) -> None:
 
 def test_an_ack_of_another_message_is_a_transport_failure(env: Env) -> None:
     """An ACK whose MSA-2 is not our MSH-10 raises EnvironmentFailure and drops the connection."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     d = enqueue(env, store_result(env.service, res, None))
     receiver = Receiver(stale=1)
 
@@ -290,7 +289,7 @@ def test_an_ack_of_another_message_is_a_transport_failure(env: Env) -> None:
 
 def test_a_deleted_report_ends_the_delivery_at_once(env: Env) -> None:
     """Loading a deleted report raises Gone: the delivery is dead after one attempt, unsent."""
-    (res,) = _results("oru_ct_report")
+    (res,) = sample_results("oru_ct_report")
     ref = store_result(env.service, res, None).split("/_history/")[0]
     env.service.delete("DiagnosticReport", ref.split("/")[1])
     d = enqueue(env, ref)

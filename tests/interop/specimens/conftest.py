@@ -8,9 +8,6 @@ Specimen then gets its group barcode from the default scheme, as the gateway all
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -39,6 +35,7 @@ from medledger.records.guard import SystemGuard
 from medledger.records.service import RecordService
 from tests.conftest import PG_ADMIN_URL
 from tests.identity import Identities, admin_of, provision
+from tests.interop._uvicorn import serve_app
 from tests.interop.specimens._orders import (
     BIOPSY,
     BLOOD_WORK,
@@ -118,12 +115,6 @@ class Site:
         return found.resources[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _serve(data_dir: Path, db_url: str | None) -> Iterator[Site]:
     """A node with the specimen routes served by uvicorn on a loopback port."""
@@ -135,21 +126,10 @@ def _serve(data_dir: Path, db_url: str | None) -> Iterator[Site]:
         service, max_body=64 * 1024, security=open_security(service, audit_interval=3600)
     )
     app.include_router(router(service, max_body=64 * 1024))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
     try:
-        yield Site(f"http://127.0.0.1:{port}", service, node, ids, Sequences(node.store.engine))
+        with serve_app(app) as url:
+            yield Site(url, service, node, ids, Sequences(node.store.engine))
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.security.close()
         node.close()
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from medledger.interop.subscriptions import SubscriptionHub
 from medledger.ledger.node import LedgerNode
 from medledger.records.guard import SystemGuard
 from medledger.records.service import RecordService
+from tests.interop._receivers import serve_hook
 
 CENTRAL = "hosp-central"  # 示例市第一人民医院
 MEMBER = "hosp-member-east"  # 示例区中医院
@@ -179,17 +180,6 @@ class Receiver:
         }
 
 
-@asynccontextmanager
-async def serving(receiver: Receiver) -> AsyncIterator[str]:
+def serving(receiver: Receiver) -> AbstractAsyncContextManager[str]:
     """Run ``receiver`` on a free port of 127.0.0.1; yield its hook URL."""
-    app = web.Application()
-    app.router.add_post("/fhir-hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/fhir-hook"
-    finally:
-        await runner.cleanup()
+    return serve_hook(receiver.handle, "/fhir-hook")
