@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
+from medledger.errors import Gone, NotFound
 from medledger.interop.barcode.scheme import BarcodeScheme
 from medledger.interop.barcode.sequences import Sequences, allocate
 from medledger.interop.hl7.fhir_orders import requisition_bundle
@@ -99,7 +100,7 @@ class Ingest:
         placer_system = identifier_system(req.sender, "placer")
         existing: dict[str, tuple[str, int]] = {}
         for item in req.items:
-            found = self._one("ServiceRequest", placer_system, item.placer, req.sender)
+            found = self._one("ServiceRequest", placer_system, item.placer)
             if found is not None:
                 existing[item.placer] = (found["id"], int(found["meta"]["versionId"]))
         req, allocated = self._with_barcodes(req)
@@ -163,17 +164,17 @@ class Ingest:
         """The Specimen's group barcode: the one stored before (processing again keeps it),
         else a new one from the scheme."""
         if own is not None:
-            found = self._one("Specimen", identifier_system(sender, "barcode"), own, sender)
+            found = self._one("Specimen", identifier_system(sender, "barcode"), own)
             if found is not None:
                 for ident in found.get("identifier", []):
                     if ident.get("system") == GROUP_BARCODE:
                         return str(ident["value"])
         if placer is not None:
-            sr = self._one("ServiceRequest", identifier_system(sender, "placer"), placer, sender)
+            sr = self._one("ServiceRequest", identifier_system(sender, "placer"), placer)
             if sr is not None:
                 for ref in sr.get("specimen", []):
                     rid = str(ref.get("reference", "")).split("/")[-1]
-                    spec = self.service.read("Specimen", rid).resource or {}
+                    spec = self._current("Specimen", rid) or {}
                     for ident in spec.get("identifier", []):
                         if ident.get("system") == GROUP_BARCODE:
                             return str(ident["value"])
@@ -231,20 +232,20 @@ class Ingest:
                 mismatch="performer-mismatch",
             )
         subject = str(order.get("subject", {}).get("reference", ""))
-        patient = self.service.read("Patient", subject.split("/")[-1]).resource if subject else None
-        if patient is not None and not _same_patient(patient, res):
+        patient = self.service.store.load("Patient", subject.split("/")[-1]) if subject else None
+        if patient is not None and not _same_patient(patient.resource, res):
             return Unresolved(
                 "quarantined",
                 f"report {res.filler} names another patient than order {res.placer}",
                 mismatch="patient-mismatch",
             )
         system = identifier_system(res.sender, "filler")
-        report = self._one("DiagnosticReport", system, res.filler, res.sender)
+        report = self._one("DiagnosticReport", system, res.filler)
         existing = (report["id"], int(report["meta"]["versionId"])) if report else None
         children: dict[str, tuple[str, int]] = {}
         if report is not None:
             for rtype, key in result_children(res):
-                found = self._one(rtype, system, key, res.sender)
+                found = self._one(rtype, system, key)
                 if found is not None:
                     children[key] = (found["id"], int(found["meta"]["versionId"]))
         bundle = result_bundle(
@@ -261,7 +262,7 @@ class Ingest:
         assert res.placer is not None
         if res.placer_institution:
             system = identifier_system(res.placer_institution, "placer")
-            return self._one("ServiceRequest", system, res.placer, None)
+            return self._one("ServiceRequest", system, res.placer)
         page = self.service.search("ServiceRequest", [("identifier", res.placer)])
         for found in page.resources:
             if _institution_of(found, res.placer) is not None:
@@ -270,11 +271,18 @@ class Ingest:
 
     # -- shared ------------------------------------------------------------------------------
 
-    def _one(self, rtype: str, system: str, value: str, owner: str | None) -> dict[str, Any] | None:
-        """The current resource with this identifier (of ``owner``, if given), or None."""
-        guard = SystemGuard(owner) if owner else None
-        page = self.service.search(rtype, [("identifier", f"{system}|{value}")], guard=guard)
-        return page.resources[0] if page.resources else None
+    def _one(self, rtype: str, system: str, value: str) -> dict[str, Any] | None:
+        """The oldest current resource with this identifier, or None."""
+        found = self.service.by_identifier(rtype, [(system, value)])
+        return found[(system, value)][0] if found else None
+
+    def _current(self, rtype: str, rid: str) -> dict[str, Any] | None:
+        """The current version of ``rtype/rid`` as the node sees it, or None (absent, deleted,
+        erased)."""
+        try:
+            return self.service.store.load(rtype, rid).resource
+        except (NotFound, Gone):
+            return None
 
     def _run(self, bundle: dict[str, Any], sender: str) -> tuple[str, ...]:
         """Run the transaction as the sender; PUTs that would change nothing are dropped."""
@@ -291,7 +299,7 @@ class Ingest:
             request = e.get("request", {})
             if request.get("method") == "PUT":
                 rtype, rid = str(request["url"]).split("/")[:2]
-                current = self.service.read(rtype, rid).resource
+                current = self._current(rtype, rid)
                 if current is not None and _same(current, e["resource"]):
                     if e.get("fullUrl"):
                         dropped[str(e["fullUrl"])] = f"{rtype}/{rid}"

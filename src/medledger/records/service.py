@@ -223,9 +223,24 @@ class RecordService:
         )
 
     def own_matches(self, rtype: str, params: list[tuple[str, str]], inst: str) -> SearchPage:
-        """Up to two current resources of ``inst`` matching a conditional create's criteria."""
+        """Up to two current resources of ``inst`` matching a conditional create's criteria
+        (one ``identifier=system|value``, the usual key, by the prepared identifier query)."""
+        if len(params) == 1 and params[0][0] == "identifier" and "|" in params[0][1]:
+            system, value = params[0][1].split("|", 1)
+            if system and value and "," not in params[0][1] and "\\" not in params[0][1]:
+                found = self.by_identifier(rtype, [(system, value)], owner=inst)
+                return SearchPage([r for r in found.get((system, value), [])][:2], None, None)
         own = Visibility(owners=frozenset({inst}))
         return self.search(rtype, [*params, ("_count", "2")], visible=own)
+
+    def by_identifier(
+        self, rtype: str, identifiers: Sequence[tuple[str, str]], owner: str | None = None
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The current ``rtype`` resources (of ``owner``, if given) with each identifier
+        (system, value), oldest first: the system's own lookup, with no caller's visibility."""
+        tokens = {self.indexer.blind_value("identifier", s, v): (s, v) for s, v in identifiers}
+        found = self.store.by_identifier(rtype, list(tokens), owner)
+        return {tokens[t]: [loaded.resource for loaded in rows] for t, rows in found.items()}
 
     def conditional_criteria(self, rtype: str, params: list[tuple[str, str]], inst: str) -> str:
         """The key that makes identical conditional creates of one institution converge

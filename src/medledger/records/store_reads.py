@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from medledger.errors import Gone, NotFound, StorageError
+from medledger.records.identifier_lookup import identifier_query
 from medledger.records.parties import PARTY_PARAM
 from medledger.records.versions import Crypter, Loaded, Version
 from medledger.records.visibility import Facts
@@ -142,6 +143,26 @@ class StoreReads:
             except Gone:  # erased between the query and the decryption
                 continue
         return loaded, total, more
+
+    def by_identifier(
+        self, rtype: str, tokens: Sequence[str], owner: str | None = None
+    ) -> dict[str, list[Loaded]]:
+        """The current ``rtype`` resources (of ``owner``, if given) carrying each blind
+        identifier token, oldest first, in one prepared query (``records.identifier_lookup``);
+        tokens no resource carries are absent from the answer."""
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return {}
+        query, params = identifier_query(rtype, wanted, owner)
+        with self._reader() as conn:
+            rows = conn.execute(query, params).all()
+        found: dict[str, list[Loaded]] = {}
+        for row in rows:
+            try:
+                found.setdefault(row.token, []).append(self._decrypt(row))
+            except Gone:  # erased between the query and the decryption
+                continue
+        return found
 
     def last_update(self, subject: str) -> str | None:
         """Return the newest lastUpdated of any resource of ``subject``, or None."""

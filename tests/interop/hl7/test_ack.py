@@ -163,3 +163,23 @@ def test_parse_ack_refuses_non_acks() -> None:
         parse_ack(message(mtype="ACK"))
     assert (excinfo.value.segment, excinfo.value.hl7_error) == ("MSA", "100")
     assert isinstance(read_message(message("MSA|AA|X1", mtype="ACK^R01^ACK"), SENDERS), Ack)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "position", "echoed"),
+    [("|P|2.5|", "|P|2|", 12, ("P", "2.5")), ("|P|2.5|", "|X|2.5|", 11, ("P", "2.5"))],
+)
+def test_refused_processing_id_or_version_is_not_echoed(
+    field: str, bad: str, position: int, echoed: tuple[str, str]
+) -> None:
+    """The AR for a refused MSH-11 or MSH-12 is itself readable: it answers in P and 2.5, not
+    with the value it refuses (found by the gateway fuzz test)."""
+    raw = message("PID|1||P1").replace(field.encode(), bad.encode(), 1)
+    with pytest.raises(MessageRejected) as excinfo:
+        decode(raw)
+    assert excinfo.value.field == f"MSH-{position}"
+    ack = _ack(peek_header(raw), "AR", excinfo.value)
+    msh, _, _ = _segments(ack)
+    assert (msh[10], msh[11]) == echoed
+    back = parse_ack(ack)
+    assert (back.code, back.control_id, back.error_location) == ("AR", "C1", f"MSH-{position}")

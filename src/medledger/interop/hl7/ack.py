@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from medledger.errors import InputError, MessageRejected
-from medledger.interop.hl7.codec import Decoded, Header, decode
+from medledger.interop.hl7.codec import VERSION, Decoded, Header, decode
 from medledger.interop.hl7.datatypes import CST, hl7_now
 from medledger.interop.hl7.escape import STANDARD
 from medledger.interop.hl7.fields import no_segment
@@ -101,8 +101,10 @@ def build_ack(
         7: hl7_now(now or datetime.now(CST)),
         9: w.join_comps("ACK", trigger or "", "ACK" if trigger else ""),
         10: w.esc(control_id_factory()),
-        11: w.esc(header.processing_id if header and header.processing_id else "P"),
-        12: w.esc(header.version if header and header.version else "2.5"),
+        # the sender's processing id and version when we take them; a refused one would
+        # make the ACK itself unreadable, so it is answered with P and 2.5
+        11: header.processing_id if header and header.processing_id in ("P", "T", "D") else "P",
+        12: w.esc(header.version if header and VERSION.fullmatch(header.version or "") else "2.5"),
         18: w.esc(charset),
     }
     request_id = header.control_id if header else None

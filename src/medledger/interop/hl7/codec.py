@@ -55,7 +55,7 @@ from medledger.interop.hl7.framing import (
 )
 from medledger.interop.hl7.segments import Seg
 
-__all__ = ["MESSAGE_TYPES", "Decoded", "Header", "decode", "peek_header"]
+__all__ = ["MESSAGE_TYPES", "VERSION", "Decoded", "Header", "decode", "peek_header"]
 
 MESSAGE_TYPES: dict[str, frozenset[str] | None] = {
     "ORM": frozenset({"O01"}),
@@ -63,7 +63,7 @@ MESSAGE_TYPES: dict[str, frozenset[str] | None] = {
     "ORU": frozenset({"R01"}),
     "ACK": None,  # an acknowledgement may carry any trigger, or none
 }
-_VERSION = re.compile(r"2\.\d+(\.\d+)*")
+VERSION = re.compile(r"2\.\d+(\.\d+)*")
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def _check(msh: Seg, h: Header) -> None:
             value=h.processing_id,
             expected="P, T or D",
         )
-    if not _VERSION.fullmatch(h.version or ""):
+    if not VERSION.fullmatch(h.version or ""):
         raise msh.fail(
             12,
             "only HL7 version 2.x is accepted",
