@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from medledger.errors import MedLedgerError, MessageRejected, PreconditionFailed, WriteConflict
 from medledger.interop._held import HeldRelease
@@ -36,8 +36,8 @@ from medledger.interop.dictionaries import DictionaryService
 from medledger.interop.hl7.ack import build_ack
 from medledger.interop.hl7.codec import Decoded, Header, decode, peek_header
 from medledger.interop.hl7.inbound import to_model
-from medledger.interop.ingest import Ingest, Stored, Unresolved
-from medledger.interop.journal import Journal, Message
+from medledger.interop.ingest import Ingest, Plan, Stored, Unresolved
+from medledger.interop.journal import Arrival, Begun, Finish, Journal, Message
 from medledger.interop.model import Requisition, Result
 from medledger.interop.model_json import model_from_json
 from medledger.interop.terminology.translate import Translator
@@ -142,33 +142,41 @@ class Gateway:
                 header = peek_header(raw)
                 return self.reject_unread(raw, header, exc, interface), header
         header = decoded.header
+        inst, err = self.admit(header, peer)
+        if err is not None:
+            return self.reject_unread(raw, header, err, interface, inst), header
+        assert inst is not None
+        return self._hl7(raw, decoded, inst, interface), header
+
+    def admit(self, header: Header, peer: str) -> tuple[str | None, MessageRejected | None]:
+        """The sending institution of a decoded message, or why the message is refused
+        unread (an unknown facility, a peer address not allowed, an overlong MSH-10, an ACK)."""
         inst = self.senders.lookup(header.sending_facility)
         if inst is None:
-            err = _refused(
+            return None, _refused(
                 4,
                 "103",
                 "the sending facility is not configured in interop.yaml facilities",
                 value="^".join(header.sending_facility)[:80],
                 expected="a facility listed under facilities:",
             )
-            return self.reject_unread(raw, header, err, interface), header
         if peer and not self.config.peer_allowed(inst, peer):
             text = f"{inst} may not send from this address"
-            err = _refused(4, "207", text, expected="an address listed under peers:")
-        elif len(str(header.control_id)) > 199:
+            return inst, _refused(4, "207", text, expected="an address listed under peers:")
+        if len(str(header.control_id)) > 199:
             text = "MSH-10 is longer than 199 characters"
             wanted = "a message control id of at most 199 characters (HL7 v2.5: 20)"
-            err = _refused(10, "102", text, value=str(header.control_id)[:40], expected=wanted)
-        elif header.message_code == "ACK":
+            return inst, _refused(
+                10, "102", text, value=str(header.control_id)[:40], expected=wanted
+            )
+        if header.message_code == "ACK":
             text = "an ACK is not a message the gateway takes"
-            err = _refused(9, "200", text, value=header.message_type, expected=_TAKEN)
-        else:
-            return self._hl7(raw, decoded, inst, interface), header
-        return self.reject_unread(raw, header, err, interface, inst), header
+            return inst, _refused(9, "200", text, value=header.message_type, expected=_TAKEN)
+        return inst, None
 
-    def _hl7(self, raw: bytes, decoded: Decoded, inst: str, interface: str) -> Outcome:
-        header = decoded.header
-        begun = self.journal.begin(
+    def arrival(self, raw: bytes, header: Header, inst: str, interface: str) -> Arrival:
+        """The journal row of an admitted HL7 v2 message, sealed (``Journal.begin_many``)."""
+        return self.journal.arrival(
             interface=interface,
             institution=inst,
             source=_source(header),
@@ -176,27 +184,42 @@ class Gateway:
             message_type=header.message_type or UNKNOWN,
             raw=raw,
         )
-        if not begun.new:
-            if not begun.same_bytes:
-                return Outcome(
-                    "duplicate",
-                    "AR",
-                    begun.message,
-                    error=_refused(
-                        10,
-                        "207",
-                        "this control id was already used for a different message",
-                        value=header.control_id,
-                        expected="a new MSH-10 for every message",
-                    ),
-                )
-            if begun.finished:
-                return _again(begun.message)
+
+    def _hl7(self, raw: bytes, decoded: Decoded, inst: str, interface: str) -> Outcome:
+        begun = self.journal.begin_many([self.arrival(raw, decoded.header, inst, interface)])[0]
+        done = self.after_begin(begun, decoded.header)
+        if done is not None:
+            return done
+        model = self.model_of(begun.message, decoded)
+        return model if isinstance(model, Outcome) else self.process(begun.message, model)
+
+    def after_begin(self, begun: Begun, header: Header) -> Outcome | None:
+        """The answer to a message already journalled (a reused control id, a redelivery of
+        a finished message), or None: process it."""
+        if begun.new:
+            return None
+        if not begun.same_bytes:
+            return Outcome(
+                "duplicate",
+                "AR",
+                begun.message,
+                error=_refused(
+                    10,
+                    "207",
+                    "this control id was already used for a different message",
+                    value=header.control_id,
+                    expected="a new MSH-10 for every message",
+                ),
+            )
+        return _again(begun.message) if begun.finished else None
+
+    def model_of(self, message: Message, decoded: Decoded) -> object:
+        """The neutral model of a journalled message (a Requisition or a list of Results), or
+        its ``Outcome`` if it has none."""
         try:
-            model = to_model(decoded, self.senders)
+            return to_model(decoded, self.senders)
         except MessageRejected as exc:
-            return self._finish_error(begun.message, exc)
-        return self.process(begun.message, model)
+            return self._finish_error(message, exc)
 
     def ack(self, header: Header | None, outcome: Outcome) -> bytes:
         """The ACK bytes for an outcome (ERR names the segment and field of an error)."""
@@ -220,58 +243,84 @@ class Gateway:
         """Store the model of a journalled message and record the outcome."""
         for attempt in range(_ATTEMPTS):
             try:
-                if isinstance(model, Requisition):
-                    result = self.ingest.requisition(model)
-                elif isinstance(model, list):
-                    result = self.ingest.results(model)
-                else:
-                    refused = _refused(9, "200", "the gateway takes orders and results only")
-                    return self._finish_error(message, refused)
+                plan = self.plan(message, model)
+                if isinstance(plan, Outcome):
+                    return plan
+                result = plan if isinstance(plan, Unresolved) else self.ingest.write(plan)
                 break
             except (WriteConflict, PreconditionFailed):
                 if attempt == _ATTEMPTS - 1:
                     raise
-            except MessageRejected as exc:
-                return self._finish_error(message, exc)
             except MedLedgerError as exc:
-                if exc.http_status >= 500:
-                    raise  # the store failed: no ACK, the sender retries
-                return self._finish_error(
-                    message,
-                    MessageRejected(exc.message, ack_code="AE", hl7_error="207"),
-                )
+                return self._store_error(message, exc)
         if isinstance(result, Unresolved):
-            code = "AA" if result.status == "held" else "AE"
-            if message.status == result.status and message.reason == result.reason:
-                return Outcome(result.status, code, message, result.reason)  # nothing new
-            done = self._anchor_and_finish(
-                message,
-                result.status,
-                code,
-                refs=(),
-                reason=result.reason,
-                mismatch=result.mismatch,
-                unmapped=result.unmapped,
-            )
-            return Outcome(result.status, code, done, result.reason)
-        done = self._anchor_and_finish(message, "stored", "AA", refs=result.refs)
-        if self.on_stored is not None:
-            try:
-                self.on_stored(model, result)
-            except MedLedgerError as exc:
-                log.error("stored message %s not exposed: %s", message.id, exc.code)
-        self._after_stored(result)
-        return Outcome("stored", "AA", done)
+            return self.unresolved(message, result)
+        return self.stored([(message, model, result)])[0]
 
-    def _after_stored(self, stored: Stored) -> None:
+    def plan(
+        self, message: Message, model: Requisition | list[Result] | object
+    ) -> Plan | Unresolved | Outcome:
+        """How ``model`` will be stored, why not yet, or (not an order or result) its outcome."""
+        if isinstance(model, Requisition):
+            return self.ingest.plan_requisition(model)
+        if isinstance(model, list):
+            return self.ingest.plan_results(model)
+        refused = _refused(9, "200", "the gateway takes orders and results only")
+        return self._finish_error(message, refused)
+
+    def _store_error(self, message: Message, exc: MedLedgerError) -> Outcome:
+        """The outcome of a message the records layer refused (bad content: AE); a failing
+        store (5xx) is raised: no ACK, the sender retries."""
+        if isinstance(exc, MessageRejected):
+            return self._finish_error(message, exc)
+        if exc.http_status >= 500:
+            raise exc
+        return self._finish_error(
+            message, MessageRejected(exc.message, ack_code="AE", hl7_error="207")
+        )
+
+    def unresolved(self, message: Message, result: Unresolved) -> Outcome:
+        """Record a held or quarantined message (nothing new if it was already so)."""
+        code = "AA" if result.status == "held" else "AE"
+        if message.status == result.status and message.reason == result.reason:
+            return Outcome(result.status, code, message, result.reason)  # nothing new
+        done = self._anchor_and_finish(
+            message,
+            result.status,
+            code,
+            refs=(),
+            reason=result.reason,
+            mismatch=result.mismatch,
+            unmapped=result.unmapped,
+        )
+        return Outcome(result.status, code, done, result.reason)
+
+    def stored(self, written: Sequence[tuple[Message, object, Stored]]) -> list[Outcome]:
+        """Anchor and journal messages whose resources are written, in one ledger append and
+        one journal transaction; then expose them and queue their pushes."""
+        done = self._anchor_and_finish_many(
+            [(m, "stored", "AA", Finish("stored", "AA", refs=s.refs)) for m, _, s in written]
+        )
+        placers = False
+        for message, model, result in written:
+            if self.on_stored is not None:
+                try:
+                    self.on_stored(model, result)
+                except MedLedgerError as exc:
+                    log.error("stored message %s not exposed: %s", message.id, exc.code)
+            self._queue_pushes(result)
+            placers = placers or bool(result.placers)
+        if placers:
+            self.release_held(waiting=True)
+        return [Outcome("stored", "AA", m) for m in done]
+
+    def _queue_pushes(self, stored: Stored) -> None:
         if self.on_result is not None:
             for report, placer_inst in stored.reports:
                 try:
                     self.on_result(report, placer_inst)
                 except MedLedgerError as exc:
                     log.error("result push not queued: %s", exc.code)
-        if stored.placers:
-            self.release_held(waiting=True)
 
     def release_held(self, *, waiting: bool = False) -> int:
         """Process held messages again (a mapping or an order may have arrived); return how
@@ -339,32 +388,39 @@ class Gateway:
         mismatch: str | None = None,
         unmapped: Sequence[str] = (),
     ) -> Message:
-        entry = {
-            "v": 1,
-            "type": "interop.message",
-            "inst": message.institution,
-            "ts": format_ts(self.clock()),
-            "ref": f"interop/message/{message.id}",
-            "payload_hash": message.raw_hash,
-            "meta": {
-                "interface": message.interface,
-                "message_type": message.message_type,
-                "control_id": message.control_id,
-                "status": status,
-                "ack": ack_code,
-                "refs": list(refs)[:200],
-            },
-        }
-        index = self.service.ledger.append([entry])[0].index
-        return self.journal.finish(
-            message.id,
-            status=status,
-            ack_code=ack_code,
-            reason=reason,
-            mismatch=mismatch,
-            unmapped=tuple(unmapped),
-            refs=tuple(refs),
-            ledger_index=index,
+        finish = Finish(status, ack_code, reason, mismatch, tuple(unmapped), tuple(refs))
+        return self._anchor_and_finish_many([(message, status, ack_code, finish)])[0]
+
+    def _anchor_and_finish_many(
+        self, items: Sequence[tuple[Message, str, str, Finish]]
+    ) -> list[Message]:
+        """Append each message's ``interop.message`` entry (one ledger append), then record
+        the outcomes with their ledger indexes (one journal transaction)."""
+        entries = [
+            {
+                "v": 1,
+                "type": "interop.message",
+                "inst": message.institution,
+                "ts": format_ts(self.clock()),
+                "ref": f"interop/message/{message.id}",
+                "payload_hash": message.raw_hash,
+                "meta": {
+                    "interface": message.interface,
+                    "message_type": message.message_type,
+                    "control_id": message.control_id,
+                    "status": status,
+                    "ack": ack_code,
+                    "refs": list(finish.refs)[:200],
+                },
+            }
+            for message, status, ack_code, finish in items
+        ]
+        receipts = self.service.ledger.append(entries)
+        return self.journal.finish_many(
+            [
+                (message.id, replace(finish, ledger_index=receipt.index))
+                for (message, _, _, finish), receipt in zip(items, receipts, strict=True)
+            ]
         )
 
 

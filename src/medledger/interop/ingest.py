@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from medledger.errors import Gone, NotFound
+from medledger.errors import Gone, InputError, NotFound
 from medledger.interop.barcode.scheme import BarcodeScheme
 from medledger.interop.barcode.sequences import Sequences, allocate
 from medledger.interop.hl7.fhir_orders import requisition_bundle
@@ -43,7 +43,7 @@ from medledger.records.bundles import process_bundle
 from medledger.records.guard import SystemGuard
 from medledger.records.service import RecordService
 
-__all__ = ["GROUP_BARCODE", "Ingest", "Stored", "Unresolved"]
+__all__ = ["GROUP_BARCODE", "Ingest", "Plan", "Stored", "Unresolved"]
 
 GROUP_BARCODE = identifier_system("group", "barcode")
 
@@ -69,6 +69,23 @@ class Unresolved:
     waiting_for: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a message will be stored: its sender's transactions (a bundle, and for a result
+    the institution that placed the order), unchanged PUTs already left out."""
+
+    sender: str
+    parts: tuple[tuple[dict[str, Any], str | None], ...]
+    placers: tuple[tuple[str, str], ...] = ()
+
+    def keys(self) -> frozenset[str]:
+        """The business keys it writes (its entries' fullUrls): two plans that share none
+        can run in one transaction."""
+        return frozenset(
+            str(e.get("fullUrl") or e["request"]["url"]) for b, _ in self.parts for e in b["entry"]
+        )
+
+
 class Ingest:
     """Store models through one node's records layer."""
 
@@ -90,6 +107,11 @@ class Ingest:
 
     def requisition(self, req: Requisition) -> Stored | Unresolved:
         """Store ``req`` (ServiceRequests, Specimens, the Patient) or say why not yet."""
+        plan = self.plan_requisition(req)
+        return plan if isinstance(plan, Unresolved) else self.write(plan)
+
+    def plan_requisition(self, req: Requisition) -> Plan | Unresolved:
+        """The transaction that stores ``req``, or why it cannot be stored yet."""
         translations, unmapped = self.translations(req)
         if unmapped:
             return Unresolved(
@@ -106,8 +128,11 @@ class Ingest:
         req, allocated = self._with_barcodes(req)
         bundle = requisition_bundle(req, translations=translations, existing=existing)
         self._add_group_barcodes(bundle, req, allocated)
-        refs = self._run(bundle, req.sender)
-        return Stored(refs, placers=tuple((req.sender, i.placer) for i in req.items))
+        return Plan(
+            req.sender,
+            ((self._drop_unchanged(bundle), None),),
+            placers=tuple((req.sender, i.placer) for i in req.items),
+        )
 
     def translations(
         self, req: Requisition
@@ -188,21 +213,51 @@ class Ingest:
 
     def results(self, results: Sequence[Result]) -> Stored | Unresolved:
         """Store every report of a message, or none if one cannot be stored yet."""
-        plans = []
+        plan = self.plan_results(results)
+        return plan if isinstance(plan, Unresolved) else self.write(plan)
+
+    def plan_results(self, results: Sequence[Result]) -> Plan | Unresolved:
+        """The transactions that store a message's reports, or why they cannot be yet."""
+        parts = []
         for res in results:
-            plan = self._plan_result(res)
-            if isinstance(plan, Unresolved):
-                return plan
-            plans.append(plan)
+            planned = self._plan_result(res)
+            if isinstance(planned, Unresolved):
+                return planned
+            _, bundle, placer_inst = planned
+            parts.append((self._drop_unchanged(bundle), placer_inst))
+        return Plan(results[0].sender if results else "", tuple(parts))
+
+    def write(self, plan: Plan) -> Stored:
+        """Run a plan's transactions, one per report (or requisition), as its sender."""
+        return self._stored(plan, [self._run(bundle, plan.sender) for bundle, _ in plan.parts])
+
+    def write_many(self, plans: Sequence[Plan]) -> list[Stored]:
+        """Run the plans of several messages of one sender as ONE transaction (all of them or
+        none); their entries must not share a fullUrl (a business key): see ``disjoint``."""
+        senders = {p.sender for p in plans}
+        if len(senders) != 1:
+            raise InputError("plans of one sender only", field="sender", value=sorted(senders))
+        entries = [e for p in plans for bundle, _ in p.parts for e in bundle["entry"]]
+        if not entries:
+            return [self._stored(p, [() for _ in p.parts]) for p in plans]
+        merged = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        answer = process_bundle(self.service, merged, guard=SystemGuard(senders.pop()))
+        refs = iter(tuple(e["response"]["location"] for e in answer["entry"]))
+        return [
+            self._stored(p, [tuple(next(refs) for _ in b["entry"]) for b, _ in p.parts])
+            for p in plans
+        ]
+
+    @staticmethod
+    def _stored(plan: Plan, written: Sequence[tuple[str, ...]]) -> Stored:
         refs: list[str] = []
         reports: list[tuple[str, str]] = []
-        for res, bundle, placer_inst in plans:
-            written = self._run(bundle, res.sender)
-            refs += written
-            report = next((r for r in written if r.startswith("DiagnosticReport/")), None)
-            if report is not None:
+        for (_, placer_inst), locations in zip(plan.parts, written, strict=True):
+            refs += locations
+            report = next((r for r in locations if r.startswith("DiagnosticReport/")), None)
+            if report is not None and placer_inst is not None:
                 reports.append((report, placer_inst))
-        return Stored(tuple(refs), reports=tuple(reports))
+        return Stored(tuple(refs), reports=tuple(reports), placers=plan.placers)
 
     def _plan_result(self, res: Result) -> tuple[Result, dict[str, Any], str] | Unresolved:
         if res.placer is None:
@@ -285,8 +340,7 @@ class Ingest:
             return None
 
     def _run(self, bundle: dict[str, Any], sender: str) -> tuple[str, ...]:
-        """Run the transaction as the sender; PUTs that would change nothing are dropped."""
-        bundle = self._drop_unchanged(bundle)
+        """Run one transaction (unchanged PUTs already dropped) as the sender."""
         if not bundle["entry"]:
             return ()
         answer = process_bundle(self.service, bundle, guard=SystemGuard(sender))

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -42,6 +42,9 @@ __all__ = [
     "FINAL",
     "JOURNAL_SUBJECT",
     "STATUSES",
+    "Arrival",
+    "Begun",
+    "Finish",
     "Journal",
     "Message",
     "day_of",
@@ -121,6 +124,45 @@ class Begun:
         return self.message.status != "received"
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A message checked and sealed for ``Journal.begin_many``."""
+
+    key: tuple[str, str, str]  # (institution, source, control id)
+    raw: bytes
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What processing made of a message, for ``Journal.finish_many``."""
+
+    status: str
+    ack_code: str | None
+    reason: str | None = None
+    mismatch: str | None = None
+    unmapped: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    ledger_index: int | None = None
+
+    def values(self, now_ms: int) -> dict[str, Any]:
+        """The row's new values. What the sender was told first stays: a later outcome (a
+        held message quarantined on retry) changes the status, not the answer given."""
+        values: dict[str, Any] = {
+            "status": self.status,
+            "ack_code": func.coalesce(M.c.ack_code, self.ack_code),
+            "acked_at": func.coalesce(M.c.acked_at, now_ms if self.ack_code else None),
+            "reason": self.reason[:1000] if self.reason else None,
+            "mismatch": self.mismatch,
+            "unmapped": json.dumps(list(self.unmapped)) if self.unmapped else None,
+            "refs": json.dumps(list(self.refs)) if self.refs else None,
+            "ledger_index": self.ledger_index,
+        }
+        if self.status not in _KEEP_RAW:
+            values["raw_sealed"] = None
+        return values
+
+
 class Journal:
     """Read and write the journal on one engine; raw bytes sealed with ``keyring``."""
 
@@ -154,6 +196,27 @@ class Journal:
         A second arrival of the same identity increments ``duplicates`` and returns the
         existing row; ``same_bytes`` tells whether it carried the same content.
         """
+        arrival = self.arrival(
+            interface=interface,
+            institution=institution,
+            source=source,
+            control_id=control_id,
+            message_type=message_type,
+            raw=raw,
+        )
+        return self.begin_many([arrival])[0]
+
+    def arrival(
+        self,
+        *,
+        interface: str,
+        institution: str,
+        source: str,
+        control_id: str,
+        message_type: str,
+        raw: bytes,
+    ) -> Arrival:
+        """Check and seal one message for ``begin_many`` (outside any write lock)."""
         for name, value, limit in (
             ("interface", interface, 128),
             ("institution", institution, 256),
@@ -171,78 +234,76 @@ class Journal:
         now = int(self.clock() * 1000)
         salt = os.urandom(16)
         key = (institution, source, control_id)
-        sealed = self.keyring.encrypt(JOURNAL_SUBJECT, raw, _aad(key))  # before the write lock
+        return Arrival(
+            key,
+            raw,
+            {
+                "interface": interface,
+                "institution": institution,
+                "source": source,
+                "control_id": control_id,
+                "message_type": message_type,
+                "day": day_of(now),
+                "received_at": now,
+                "status": "received",
+                "duplicates": 0,
+                "salt": salt,
+                "raw_hash": self._hash(salt, raw),
+                "raw_sealed": self.keyring.encrypt(JOURNAL_SUBJECT, raw, _aad(key)),
+            },
+        )
+
+    def begin_many(self, arrivals: Sequence[Arrival]) -> list[Begun]:
+        """``begin`` for several messages in one durable transaction (their identities must
+        differ); each is recorded, or found as a duplicate, as ``begin`` would."""
+        if len({a.key for a in arrivals}) != len(arrivals):
+            raise InputError("two arrivals share an identity", field="control_id")
         with self._write() as c:
-            found = self._find(c, key)
-            if found is not None:
-                return self._again(c, found, raw)
-            try:
-                with c.begin_nested():
-                    row = c.execute(
-                        insert(M)
-                        .values(
-                            interface=interface,
-                            institution=institution,
-                            source=source,
-                            control_id=control_id,
-                            message_type=message_type,
-                            day=day_of(now),
-                            received_at=now,
-                            status="received",
-                            duplicates=0,
-                            salt=salt,
-                            raw_hash=self._hash(salt, raw),
-                            raw_sealed=sealed,
-                        )
-                        .returning(*_COLUMNS)
-                    ).one()
-            except IntegrityError:  # a concurrent twin inserted it first
-                twin = self._find(c, key)
-                if twin is None:
-                    raise StateError(
-                        "message journal conflict; retry", field="control_id"
-                    ) from None
-                return self._again(c, twin, raw)
+            return [self._begin_in(c, a) for a in arrivals]
+
+    def _begin_in(self, c: Connection, arrival: Arrival) -> Begun:
+        found = self._find(c, arrival.key)
+        if found is not None:
+            return self._again(c, found, arrival.raw)
+        try:
+            with c.begin_nested():
+                row = c.execute(insert(M).values(**arrival.values).returning(*_COLUMNS)).one()
+        except IntegrityError:  # a concurrent twin inserted it first
+            twin = self._find(c, arrival.key)
+            if twin is None:
+                raise StateError("message journal conflict; retry", field="control_id") from None
+            return self._again(c, twin, arrival.raw)
         return Begun(_message(row), new=True)
 
-    def finish(
-        self,
-        message_id: int,
-        *,
-        status: str,
-        ack_code: str | None,
-        reason: str | None = None,
-        mismatch: str | None = None,
-        unmapped: tuple[str, ...] = (),
-        refs: tuple[str, ...] = (),
-        ledger_index: int | None = None,
-    ) -> Message:
-        """Record the outcome of processing (durable on return); raw bytes dropped if final."""
-        if status not in STATUSES or status == "received":
-            raise InputError(
-                "unknown outcome status", field="status", value=status, expected=str(STATUSES)
-            )
-        values: dict[str, Any] = {
-            "status": status,
-            # What the sender was told first stays: a later outcome (a held message
-            # quarantined on retry) changes the status, not the answer already given.
-            "ack_code": func.coalesce(M.c.ack_code, ack_code),
-            "acked_at": func.coalesce(M.c.acked_at, int(self.clock() * 1000) if ack_code else None),
-            "reason": reason[:1000] if reason else None,
-            "mismatch": mismatch,
-            "unmapped": json.dumps(list(unmapped)) if unmapped else None,
-            "refs": json.dumps(list(refs)) if refs else None,
-            "ledger_index": ledger_index,
-        }
-        if status not in _KEEP_RAW:
-            values["raw_sealed"] = None
+    def finish(self, message_id: int, **outcome: Any) -> Message:
+        """Record the outcome of processing (durable on return); raw bytes dropped if final.
+        ``outcome``: ``status``, ``ack_code`` and optionally ``reason``, ``mismatch``,
+        ``unmapped``, ``refs``, ``ledger_index`` (see ``Finish``)."""
+        return self.finish_many([(message_id, Finish(**outcome))])[0]
+
+    def finish_many(self, outcomes: Sequence[tuple[int, Finish]]) -> list[Message]:
+        """``finish`` for several messages in one durable transaction."""
+        for _, o in outcomes:
+            if o.status not in STATUSES or o.status == "received":
+                raise InputError(
+                    "unknown outcome status", field="status", value=o.status, expected=str(STATUSES)
+                )
+        now = int(self.clock() * 1000)
+        out = []
         with self._write() as c:
-            row = c.execute(
-                update(M).where(M.c.id == message_id).values(**values).returning(*_COLUMNS)
-            ).first()
-        if row is None:
-            raise StateError(f"no journal message {message_id}", field="id", value=message_id)
-        return _message(row)
+            for message_id, o in outcomes:
+                row = c.execute(
+                    update(M)
+                    .where(M.c.id == message_id)
+                    .values(**o.values(now))
+                    .returning(*_COLUMNS)
+                ).first()
+                if row is None:
+                    raise StateError(
+                        f"no journal message {message_id}", field="id", value=message_id
+                    )
+                out.append(_message(row))
+        return out
 
     # -- reading -----------------------------------------------------------------------------
 

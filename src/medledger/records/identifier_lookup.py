@@ -38,7 +38,9 @@ _QUERY = (
 _OWNED = _QUERY.where(_C.inst == bindparam("owner"))
 
 
-def identifier_query(rtype: str, tokens: list[str], owner: str | None) -> tuple[Any, dict[str, Any]]:
+def identifier_query(
+    rtype: str, tokens: list[str], owner: str | None
+) -> tuple[Any, dict[str, Any]]:
     """The prepared statement and its parameters: rows of current ``rtype`` versions (of
     ``owner``, if given) carrying one of the blind identifier ``tokens``, oldest first, each
     with the matching ``token``."""
