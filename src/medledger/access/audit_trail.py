@@ -105,6 +105,12 @@ class AuditTrail:
         """
         return self._submit(rec).result()
 
+    def record_many(self, recs: Sequence[AuditRecord]) -> list[str]:
+        """``record`` for several events, committed together (one group commit when they
+        arrive at once); return their ids once all are durable, or raise the first failure."""
+        futures = [self._submit(rec) for rec in recs]
+        return [f.result() for f in futures]
+
     async def record_async(self, rec: AuditRecord) -> str:
         """``record`` for asyncio callers: awaits the commit without blocking the loop."""
         return await asyncio.wrap_future(self._submit(rec))

@@ -74,7 +74,7 @@ class Gateway:
         *,
         translator: Callable[[], Translator] | None = None,
         on_result: Callable[[str, str], object] | None = None,
-        audit: Callable[[Outcome, str], None] | None = None,
+        audit: Callable[[Sequence[tuple[Outcome, str]]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
@@ -87,7 +87,7 @@ class Gateway:
             service, translator=self._translator, barcodes=config.barcodes, clock=clock
         )
         self.on_result = on_result  # (report version ref, placer institution): queue a push
-        self.audit = audit  # (outcome, peer address): the message's AuditEvent
+        self.audit = audit  # [(outcome, peer address)]: the messages' AuditEvents
         self.on_stored: Callable[[object, Stored], None] | None = None  # bridge tables
         self._held = HeldRelease(
             lambda: self.journal.by_status("held"), lambda message: self.retry(message).status
@@ -122,9 +122,13 @@ class Gateway:
         """Process one HL7 v2 message and return its ACK (after everything is durable);
         ``decoded``: ``raw`` already decoded by the caller."""
         outcome, header = self.receive_hl7(raw, interface=interface, peer=peer, decoded=decoded)
-        if self.audit is not None:
-            self.audit(outcome, peer)  # durable before the ACK, like every API request
+        self.audit_many([(outcome, peer)])  # durable before the ACK, like every API request
         return self.ack(header, outcome)
+
+    def audit_many(self, outcomes: Sequence[tuple[Outcome, str]]) -> None:
+        """Record the AuditEvents of ``outcomes`` (outcome, peer address), durably."""
+        if self.audit is not None and outcomes:
+            self.audit(outcomes)
 
     def receive_hl7(
         self,

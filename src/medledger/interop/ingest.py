@@ -19,7 +19,9 @@ before its ACK, or a redelivery) creates nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -102,6 +104,7 @@ class Ingest:
         self.barcodes = barcodes
         self.sequences = Sequences(service.ledger.store.engine)
         self.clock = clock
+        self._local = threading.local()  # identifiers looked up ahead (``prefetched``)
 
     # -- requisitions ------------------------------------------------------------------------
 
@@ -328,8 +331,31 @@ class Ingest:
 
     def _one(self, rtype: str, system: str, value: str) -> dict[str, Any] | None:
         """The oldest current resource with this identifier, or None."""
+        known: dict[tuple[str, str, str], Any] | None = getattr(self._local, "known", None)
+        if known is not None and (rtype, system, value) in known:
+            return known[(rtype, system, value)]  # type: ignore[no-any-return]
         found = self.service.by_identifier(rtype, [(system, value)])
         return found[(system, value)][0] if found else None
+
+    @contextmanager
+    def prefetched(self, models: Sequence[object]) -> Iterator[None]:
+        """Plan ``models`` with their orders and reports looked up together beforehand (one
+        query per resource type instead of one per message), on this thread only."""
+        wanted: dict[str, set[tuple[str, str]]] = {}
+        for model in models:
+            for rtype, system, value in _business_keys(model):
+                wanted.setdefault(rtype, set()).add((system, value))
+        known: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+        for rtype, pairs in wanted.items():
+            found = self.service.by_identifier(rtype, sorted(pairs))
+            for system, value in pairs:
+                rows = found.get((system, value))
+                known[(rtype, system, value)] = rows[0] if rows else None
+        self._local.known = known
+        try:
+            yield
+        finally:
+            self._local.known = None
 
     def _current(self, rtype: str, rid: str) -> dict[str, Any] | None:
         """The current version of ``rtype/rid`` as the node sees it, or None (absent, deleted,
@@ -418,3 +444,21 @@ def _same_patient(patient: dict[str, Any], res: Result) -> bool:
         "birthDate"
     )
     return same_name and same_birth
+
+
+def _business_keys(model: object) -> list[tuple[str, str, str]]:
+    """The (type, system, value) lookups planning ``model`` starts with."""
+    if isinstance(model, Requisition):
+        system = identifier_system(model.sender, "placer")
+        return [("ServiceRequest", system, item.placer) for item in model.items]
+    keys: list[tuple[str, str, str]] = []
+    if isinstance(model, list):
+        for res in model:
+            if isinstance(res, Result):
+                keys.append(
+                    ("DiagnosticReport", identifier_system(res.sender, "filler"), res.filler)
+                )
+                if res.placer and res.placer_institution:
+                    placer = identifier_system(res.placer_institution, "placer")
+                    keys.append(("ServiceRequest", placer, res.placer))
+    return keys

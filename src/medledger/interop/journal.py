@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.crypto.suite import Suite
@@ -145,22 +145,38 @@ class Finish:
     refs: tuple[str, ...] = ()
     ledger_index: int | None = None
 
-    def values(self, now_ms: int) -> dict[str, Any]:
-        """The row's new values. What the sender was told first stays: a later outcome (a
-        held message quarantined on retry) changes the status, not the answer given."""
-        values: dict[str, Any] = {
-            "status": self.status,
-            "ack_code": func.coalesce(M.c.ack_code, self.ack_code),
-            "acked_at": func.coalesce(M.c.acked_at, now_ms if self.ack_code else None),
-            "reason": self.reason[:1000] if self.reason else None,
-            "mismatch": self.mismatch,
-            "unmapped": json.dumps(list(self.unmapped)) if self.unmapped else None,
-            "refs": json.dumps(list(self.refs)) if self.refs else None,
-            "ledger_index": self.ledger_index,
+    def params(self, message_id: int, now_ms: int) -> dict[str, Any]:
+        """The parameters of ``_FINISH_KEEP``/``_FINISH_DROP`` for this outcome."""
+        return {
+            "m_id": message_id,
+            "m_status": self.status,
+            "m_ack": self.ack_code,
+            "m_acked": now_ms if self.ack_code else None,
+            "m_reason": self.reason[:1000] if self.reason else None,
+            "m_mismatch": self.mismatch,
+            "m_unmapped": json.dumps(list(self.unmapped)) if self.unmapped else None,
+            "m_refs": json.dumps(list(self.refs)) if self.refs else None,
+            "m_index": self.ledger_index,
         }
-        if self.status not in _KEEP_RAW:
-            values["raw_sealed"] = None
-        return values
+
+
+# What the sender was told first stays: a later outcome (a held message quarantined on
+# retry) changes the status, not the answer already given. Final outcomes drop the raw bytes.
+_FINISH_KEEP = (
+    update(M)
+    .where(M.c.id == bindparam("m_id"))
+    .values(
+        status=bindparam("m_status"),
+        ack_code=func.coalesce(M.c.ack_code, bindparam("m_ack")),
+        acked_at=func.coalesce(M.c.acked_at, bindparam("m_acked")),
+        reason=bindparam("m_reason"),
+        mismatch=bindparam("m_mismatch"),
+        unmapped=bindparam("m_unmapped"),
+        refs=bindparam("m_refs"),
+        ledger_index=bindparam("m_index"),
+    )
+)
+_FINISH_DROP = _FINISH_KEEP.values(raw_sealed=None)
 
 
 class Journal:
@@ -258,8 +274,35 @@ class Journal:
         differ); each is recorded, or found as a duplicate, as ``begin`` would."""
         if len({a.key for a in arrivals}) != len(arrivals):
             raise InputError("two arrivals share an identity", field="control_id")
+        if not arrivals:
+            return []
         with self._write() as c:
-            return [self._begin_in(c, a) for a in arrivals]
+            known = {
+                (r.institution, r.source, r.control_id)
+                for r in c.execute(
+                    select(M.c.institution, M.c.source, M.c.control_id).where(
+                        tuple_(M.c.institution, M.c.source, M.c.control_id).in_(
+                            [a.key for a in arrivals]
+                        )
+                    )
+                )
+            }
+            new = [a for a in arrivals if a.key not in known]
+            inserted: dict[tuple[str, str, str], Begun] = {}
+            if new:
+                try:
+                    with c.begin_nested():
+                        rows = c.execute(
+                            insert(M).returning(*_COLUMNS, sort_by_parameter_order=True),
+                            [a.values for a in new],
+                        ).all()
+                    inserted = {
+                        a.key: Begun(_message(row), new=True)
+                        for a, row in zip(new, rows, strict=True)
+                    }
+                except IntegrityError:  # a concurrent twin of one: each on its own below
+                    inserted = {}
+            return [inserted.get(a.key) or self._begin_in(c, a) for a in arrivals]
 
     def _begin_in(self, c: Connection, arrival: Arrival) -> Begun:
         found = self._find(c, arrival.key)
@@ -289,21 +332,19 @@ class Journal:
                     "unknown outcome status", field="status", value=o.status, expected=str(STATUSES)
                 )
         now = int(self.clock() * 1000)
-        out = []
+        ids = [message_id for message_id, _ in outcomes]
         with self._write() as c:
-            for message_id, o in outcomes:
-                row = c.execute(
-                    update(M)
-                    .where(M.c.id == message_id)
-                    .values(**o.values(now))
-                    .returning(*_COLUMNS)
-                ).first()
-                if row is None:
-                    raise StateError(
-                        f"no journal message {message_id}", field="id", value=message_id
-                    )
-                out.append(_message(row))
-        return out
+            for drop in (True, False):
+                rows = [
+                    o.params(i, now) for i, o in outcomes if (o.status not in _KEEP_RAW) == drop
+                ]
+                if rows:
+                    c.execute(_FINISH_DROP if drop else _FINISH_KEEP, rows)
+            found = {r.id: _message(r) for r in c.execute(select(*_COLUMNS).where(M.c.id.in_(ids)))}
+        missing = [i for i in ids if i not in found]
+        if missing:  # the transaction is committed: the others' outcomes stand
+            raise StateError(f"no journal message {missing[0]}", field="id", value=missing[0])
+        return [found[i] for i in ids]
 
     # -- reading -----------------------------------------------------------------------------
 

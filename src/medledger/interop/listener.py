@@ -1,25 +1,27 @@
-"""The gateway's MLLP listener: HL7 v2 over TCP into ``Gateway.handle_hl7``.
+"""The gateway's MLLP listener: HL7 v2 over TCP into the gateway.
 
-Each message is processed on a worker thread (the records layer waits for durable commits),
-one at a time per connection (HL7 senders rely on that order), many connections at once. The
-ACK goes back only after the message and everything derived from it are durable. If the
-store fails, the connection is dropped without an ACK: the sender resends, and the journal
-makes the resend safe. An oversize block is answered AR and journalled by its header.
+Messages are processed on worker threads (the records layer waits for durable commits), one
+at a time per connection (HL7 senders rely on that order), many connections at once. A worker
+takes every message waiting when it is free, up to ``batch`` of them, through the gateway
+together (``interop.gateway_batch``: one journal, records, ledger and audit commit for the
+group instead of one each); a lone message goes the single-message way. The ACK goes back
+only after the message and everything derived from it are durable. If the store fails, the
+connection is dropped without an ACK: the sender resends, and the journal makes the resend
+safe. An oversize block is answered AR and journalled by its header.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from functools import partial
-
-import anyio
-import anyio.to_thread
 
 from medledger.errors import MedLedgerError, MessageRejected
 from medledger.interop.gateway import Gateway
+from medledger.interop.gateway_batch import handle_many
 from medledger.interop.hl7.codec import peek_header
 from medledger.interop.mllp.server import MllpServer, Peer
+from medledger.interop.workers import Workers
 
 __all__ = ["GatewayListener"]
 
@@ -35,13 +37,13 @@ class GatewayListener:
         *,
         host: str,
         port: int,
-        threads: int = 16,
+        threads: int = 4,
+        batch: int = 64,
         max_connections: int = 2000,
         idle_timeout: float = 300.0,
     ) -> None:
         self.gateway = gateway
-        self.threads = threads
-        self._limiter: anyio.CapacityLimiter | None = None
+        self.workers = Workers(self._process, threads=threads, batch=batch)
         self.server = MllpServer(
             self._handle,
             host=host,
@@ -57,22 +59,31 @@ class GatewayListener:
         return self.server.port
 
     async def start(self) -> None:
+        self.workers.start()
         await self.server.start()
 
     async def close(self) -> None:
         await self.server.close()
+        await asyncio.to_thread(self.workers.close)
+
+    def _process(self, items: list[tuple[bytes, str]]) -> list[bytes | BaseException]:
+        if len(items) == 1:
+            payload, address = items[0]
+            try:
+                return [self.gateway.handle_hl7(payload, interface="mllp", peer=address)]
+            except Exception as exc:  # (answered by dropping the connection)
+                return [exc]
+        return handle_many(self.gateway, items, interface="mllp")
 
     async def _handle(self, payload: bytes, peer: Peer) -> bytes:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.threads)
-        work = partial(self.gateway.handle_hl7, payload, interface="mllp", peer=peer.address)
-        try:
-            return await anyio.to_thread.run_sync(work, limiter=self._limiter)
-        except Exception as exc:  # the store failed, or a bug: never claim the message is kept
-            code = exc.code if isinstance(exc, MedLedgerError) else type(exc).__name__
-            log.error("MLLP message not stored (%s): connection dropped, no ACK", code)
-            peer.drop()
-            return b""
+        answer = await self.workers.submit(payload, peer.address)
+        if isinstance(answer, bytes):
+            return answer
+        # the store failed, or a bug: never claim the message is kept
+        code = answer.code if isinstance(answer, MedLedgerError) else type(answer).__name__
+        log.error("MLLP message not stored (%s): connection dropped, no ACK", code)
+        peer.drop()
+        return b""
 
     def _reject(self, prefix: bytes, reason: str) -> bytes | None:
         """Answer a block the handler never took: oversize (AR 207) or an internal failure."""

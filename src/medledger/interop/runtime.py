@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,35 +186,39 @@ class Interop:
         return reconcile(self.gateway.journal, self.queue, **kwargs)
 
 
-def _auditor(trail: AuditTrail) -> Callable[[Outcome, str], None]:
+def _auditor(trail: AuditTrail) -> Callable[[Sequence[tuple[Outcome, str]]], None]:
     """Record each message's AuditEvent: who sent it (the sending institution's interface),
-    what it produced (resource versions), the outcome as an HTTP-like status."""
+    what it produced (resource versions), the outcome as an HTTP-like status; the events of
+    messages processed together are committed together."""
 
-    def audit(outcome: Outcome, peer: str) -> None:
-        message = outcome.message
-        inst = message.institution if message is not None else ""
-        inst = "" if inst == "unknown" else inst
-        address = peer.rsplit(":", 1)[0].strip("[]") if peer else None
-        caller = Caller(
-            kind=PrincipalKind.CLIENT,
-            principal=f"mllp.{inst or 'unknown'}",
-            institution=inst,
-            address=address or None,
-        )
-        kind = message.message_type if message is not None else "unreadable"
-        refs = message.refs if message is not None else ()
-        rec = AuditRecord(
-            caller,
-            "transaction",
-            "C",
-            _STATUS.get(outcome.ack_code, 400),
-            description=f"hl7 {_safe(kind)} {outcome.status} ack {outcome.ack_code}",
-            entities=tuple(refs)[:200],
-            path="/mllp",
-        )
-        trail.record(rec)
+    def audit(outcomes: Sequence[tuple[Outcome, str]]) -> None:
+        trail.record_many([_audit_record(outcome, peer) for outcome, peer in outcomes])
 
     return audit
+
+
+def _audit_record(outcome: Outcome, peer: str) -> AuditRecord:
+    message = outcome.message
+    inst = message.institution if message is not None else ""
+    inst = "" if inst == "unknown" else inst
+    address = peer.rsplit(":", 1)[0].strip("[]") if peer else None
+    caller = Caller(
+        kind=PrincipalKind.CLIENT,
+        principal=f"mllp.{inst or 'unknown'}",
+        institution=inst,
+        address=address or None,
+    )
+    kind = message.message_type if message is not None else "unreadable"
+    refs = message.refs if message is not None else ()
+    return AuditRecord(
+        caller,
+        "transaction",
+        "C",
+        _STATUS.get(outcome.ack_code, 400),
+        description=f"hl7 {_safe(kind)} {outcome.status} ack {outcome.ack_code}",
+        entities=tuple(refs)[:200],
+        path="/mllp",
+    )
 
 
 def _safe(text: str) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 from medledger.errors import InputError, MedLedgerError, NotFound, ResourceInvalid, WriteConflict
 from medledger.records.fhir_model import outcome_for, validate_resource
 from medledger.records.guard import DELETE, WRITE, Guard
-from medledger.records.parties import REQUESTER
+from medledger.records.paging import SearchPage
+from medledger.records.parties import REQUESTER, based_on_orders
 from medledger.records.service import RecordService, Saved
 
 MAX_ENTRIES = 1000
@@ -110,16 +111,11 @@ def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dic
     existing: dict[int, Saved] = {}
     ids: dict[str, str] = {}
     criteria_seen: set[str] = set()
+    matches = _conditional_matches(service, g, entries)
     for e in entries:
         if e.method == "POST":
             if e.if_none_exist:
-                if not isinstance(e.if_none_exist, str):
-                    raise _invalid(
-                        f"Bundle.entry[{e.index}].request.ifNoneExist",
-                        "ifNoneExist must be a search string",
-                        "structure",
-                    )
-                found = service.own_matches(e.rtype, _query(e.if_none_exist), g.institution)
+                found = matches[e.index]
                 if len(found.resources) > 1:
                     raise _invalid(
                         f"Bundle.entry[{e.index}].request.ifNoneExist",
@@ -180,6 +176,28 @@ def _transaction(service: RecordService, g: Guard, entries: list[_Entry]) -> dic
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
 
 
+def _conditional_matches(
+    service: RecordService, g: Guard, entries: list[_Entry]
+) -> dict[int, SearchPage]:
+    """What each conditional create's ifNoneExist matches, one lookup per resource type."""
+    wanted: dict[str, list[_Entry]] = {}
+    for e in entries:
+        if e.method == "POST" and e.if_none_exist:
+            if not isinstance(e.if_none_exist, str):
+                raise _invalid(
+                    f"Bundle.entry[{e.index}].request.ifNoneExist",
+                    "ifNoneExist must be a search string",
+                    "structure",
+                )
+            wanted.setdefault(e.rtype, []).append(e)
+    out: dict[int, SearchPage] = {}
+    for rtype, group in wanted.items():
+        queries = [_query(str(e.if_none_exist)) for e in group]
+        pages = service.own_matches_many(rtype, queries, g.institution)
+        out.update({e.index: page for e, page in zip(group, pages, strict=True)})
+    return out
+
+
 def _items(
     service: RecordService,
     g: Guard,
@@ -197,10 +215,22 @@ def _items(
     resolved: dict[int, dict[str, Any]] = {}
     local_orders: dict[str, frozenset[tuple[str, str]]] = {}
     for e in todo:
-        if e.resource is None:
-            continue
-        resolved[e.index] = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
-        if e.rtype == "ServiceRequest" and e.rid is not None:
+        if e.resource is not None:
+            resolved[e.index] = _resolve(e.resource, ids, f"Bundle.entry[{e.index}].resource")
+    # The stored orders the results answer, read together: they pass their parties on.
+    stored = service.store.facts_many(
+        "ServiceRequest",
+        [
+            o
+            for e in todo
+            if e.index in resolved
+            for o in based_on_orders(e.rtype, resolved[e.index])
+        ],
+    )
+    for rid, order in stored.items():
+        local_orders[rid] = order.parties | {(REQUESTER, order.owner)}
+    for e in todo:
+        if e.index in resolved and e.rtype == "ServiceRequest" and e.rid is not None:
             parties = service.indexer.parties(e.rtype, resolved[e.index])
             known = facts_of[e.index]
             owner = known.owner if known is not None else g.institution

@@ -223,15 +223,24 @@ class RecordService:
         )
 
     def own_matches(self, rtype: str, params: list[tuple[str, str]], inst: str) -> SearchPage:
-        """Up to two current resources of ``inst`` matching a conditional create's criteria
-        (one ``identifier=system|value``, the usual key, by the prepared identifier query)."""
-        if len(params) == 1 and params[0][0] == "identifier" and "|" in params[0][1]:
-            system, value = params[0][1].split("|", 1)
-            if system and value and "," not in params[0][1] and "\\" not in params[0][1]:
-                found = self.by_identifier(rtype, [(system, value)], owner=inst)
-                return SearchPage([r for r in found.get((system, value), [])][:2], None, None)
+        """Up to two current resources of ``inst`` matching a conditional create's criteria."""
+        return self.own_matches_many(rtype, [params], inst)[0]
+
+    def own_matches_many(
+        self, rtype: str, queries: Sequence[list[tuple[str, str]]], inst: str
+    ) -> list[SearchPage]:
+        """``own_matches`` for several criteria of one type: those that are one
+        ``identifier=system|value`` (the usual business key) in one prepared query."""
+        keys = [_identifier_key(params) for params in queries]
+        simple = [k for k in keys if k is not None]
+        found = self.by_identifier(rtype, simple, owner=inst) if simple else {}
         own = Visibility(owners=frozenset({inst}))
-        return self.search(rtype, [*params, ("_count", "2")], visible=own)
+        return [
+            SearchPage(found.get(key, [])[:2], None, None)
+            if key is not None
+            else self.search(rtype, [*params, ("_count", "2")], visible=own)
+            for params, key in zip(queries, keys, strict=True)
+        ]
 
     def by_identifier(
         self, rtype: str, identifiers: Sequence[tuple[str, str]], owner: str | None = None
@@ -509,3 +518,14 @@ def _check_id(rid: str) -> None:
             value=rid,
             expected="1-64 characters of A-Z a-z 0-9 - .",
         )
+
+
+def _identifier_key(params: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(system, value) when ``params`` is exactly one plain ``identifier=system|value``."""
+    if len(params) != 1 or params[0][0] != "identifier":
+        return None
+    token = params[0][1]
+    if token.count("|") != 1 or "," in token or "\\" in token:
+        return None
+    system, value = token.split("|")
+    return (system, value) if system and value else None

@@ -13,9 +13,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medledger.crypto.canonical import canonical_bytes, stable_canonical_bytes
@@ -55,6 +56,36 @@ _UPDATE_CURRENT = update(record_current).where(
 _DELETE_SEARCH = delete(record_search).where(
     and_(record_search.c.rtype == bindparam("w_rtype"), record_search.c.rid == bindparam("w_rid"))
 )
+
+_CURRENTS = select(record_current).where(
+    tuple_(record_current.c.rtype, record_current.c.rid).in_(bindparam("keys", expanding=True))
+)
+_CURRENTS_FOR_UPDATE = _CURRENTS.with_for_update()
+
+
+@dataclass
+class _Rows:
+    """The rows a group of writes adds, each table's inserted by one statement."""
+
+    conditional: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    current: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    search: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply(self, conn: Connection) -> None:
+        if self.conditional:
+            conn.execute(_INSERT_CONDITIONAL, self.conditional)
+        if self.versions:
+            conn.execute(_INSERT_VERSION, self.versions)
+        if self.current:
+            conn.execute(_INSERT_CURRENT, self.current)
+        if self.updated:
+            conn.execute(_UPDATE_CURRENT, self.updated)
+            keys = [{"w_rtype": u["w_rtype"], "w_rid": u["w_rid"]} for u in self.updated]
+            conn.execute(_DELETE_SEARCH, keys)
+        if self.search:
+            conn.execute(_INSERT_SEARCH, self.search)
 
 
 class RecordStore(StoreReads):
@@ -97,20 +128,19 @@ class RecordStore(StoreReads):
         self.keyring.data_key(subject)
         try:
             with begin_write(self.engine) as conn:
-                return self._write(
-                    conn,
-                    rtype,
-                    rid,
-                    resource,
-                    self._now(),
-                    inst,
-                    subject,
-                    index,
-                    if_match,
-                    must_be_new,
-                    conditional,
-                    owner,
-                )
+                item = {
+                    "rtype": rtype,
+                    "rid": rid,
+                    "resource": resource,
+                    "inst": inst,
+                    "subject": subject,
+                    "index": index,
+                    "if_match": if_match,
+                    "must_be_new": must_be_new,
+                    "conditional": conditional,
+                    "owner": owner,
+                }
+                return self._write(conn, item, self._now())
         except IntegrityError as exc:
             if conditional is not None:
                 winner = self.conditional_winner(rtype, conditional)
@@ -134,24 +164,7 @@ class RecordStore(StoreReads):
             self.keyring.data_key(item["subject"])  # outside our write lock (see write)
         try:
             with begin_write(self.engine) as conn:
-                ts = self._now()
-                return [
-                    self._write(
-                        conn,
-                        item["rtype"],
-                        item["rid"],
-                        item["resource"],
-                        ts,
-                        item["inst"],
-                        item["subject"],
-                        item.get("index", ()),
-                        item.get("if_match"),
-                        item.get("must_be_new", False),
-                        item.get("conditional"),
-                        item.get("owner"),
-                    )
-                    for item in items
-                ]
+                return self._write_all(conn, items, self._now())
         except IntegrityError as exc:
             raise WriteConflict(
                 "a resource in the transaction was written concurrently; retry"
@@ -171,9 +184,57 @@ class RecordStore(StoreReads):
             self._last_ts = now
         return now
 
-    def _write(
+    def _write_all(
+        self, conn: Connection, items: Sequence[dict[str, Any]], ts: str
+    ) -> list[Written]:
+        """Write ``items`` (``write_many``'s) in ``conn``: their current rows read in one
+        query and each table's rows inserted in one statement."""
+        keys = [(item["rtype"], item["rid"]) for item in items]
+        if len(set(keys)) != len(keys):  # one resource twice: each sees the one before
+            return [self._write(conn, item, ts) for item in items]
+        query = _CURRENTS_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENTS
+        current = {(r.rtype, r.rid): r for r in conn.execute(query, {"keys": keys})}
+        rows = _Rows()
+        written = [
+            self._prepare(conn, item, current.get(key), ts, rows)
+            for item, key in zip(items, keys, strict=True)
+        ]
+        rows.apply(conn)
+        return written
+
+    def _write(self, conn: Connection, item: dict[str, Any], ts: str) -> Written:
+        cur_q = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
+        cur = conn.execute(cur_q, {"rtype": item["rtype"], "rid": item["rid"]}).first()
+        rows = _Rows()
+        written = self._prepare(conn, item, cur, ts, rows)
+        rows.apply(conn)
+        return written
+
+    def _prepare(
+        self, conn: Connection, item: dict[str, Any], cur: Any, ts: str, rows: _Rows
+    ) -> Written:
+        return self._version_rows(
+            conn,
+            rows,
+            cur,
+            item["rtype"],
+            item["rid"],
+            item["resource"],
+            ts,
+            item["inst"],
+            item["subject"],
+            item.get("index", ()),
+            item.get("if_match"),
+            item.get("must_be_new", False),
+            item.get("conditional"),
+            item.get("owner"),
+        )
+
+    def _version_rows(
         self,
         conn: Connection,
+        rows: _Rows,
+        cur: Any,
         rtype: str,
         rid: str,
         resource: dict[str, Any] | None,
@@ -186,8 +247,6 @@ class RecordStore(StoreReads):
         conditional: str | None,
         owner: str | None = None,
     ) -> Written:
-        cur_q = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
-        cur = conn.execute(cur_q, {"rtype": rtype, "rid": rid}).first()
         if owner is not None and (cur.inst if cur is not None else "") != owner:
             raise WriteConflict(
                 f"{rtype}/{rid} changed hands while the request was decided; retry",
@@ -209,7 +268,7 @@ class RecordStore(StoreReads):
             if cur.deleted:  # deleting a deleted resource changes nothing (FHIR: idempotent)
                 return Written(self._version(conn, rtype, rid, cur.vid), None, False)
         if conditional is not None:
-            conn.execute(_INSERT_CONDITIONAL, {"rtype": rtype, "criteria": conditional, "rid": rid})
+            rows.conditional.append({"rtype": rtype, "criteria": conditional, "rid": rid})
         vid = 1 if cur is None else cur.vid + 1
         ref = f"{rtype}/{rid}/_history/{vid}"
         salt = os.urandom(SALT_BYTES)
@@ -238,8 +297,7 @@ class RecordStore(StoreReads):
             }
         )
         deleted = resource is None
-        conn.execute(
-            _INSERT_VERSION,
+        rows.versions.append(
             {
                 "rtype": rtype,
                 "rid": rid,
@@ -253,17 +311,15 @@ class RecordStore(StoreReads):
                 "entry": entry,
                 "state": "pending",
                 "ledger_index": None,
-            },
+            }
         )
         values = {"vid": vid, "deleted": deleted, "ts": ts, "inst": inst, "subject": subject}
         if cur is None:
-            conn.execute(_INSERT_CURRENT, {"rtype": rtype, "rid": rid, **values})
+            rows.current.append({"rtype": rtype, "rid": rid, **values})
         else:
-            conn.execute(_UPDATE_CURRENT, {"w_rtype": rtype, "w_rid": rid, **values})
-            conn.execute(_DELETE_SEARCH, {"w_rtype": rtype, "w_rid": rid})
+            rows.updated.append({"w_rtype": rtype, "w_rid": rid, **values})
         if not deleted and index:
-            conn.execute(
-                _INSERT_SEARCH,
+            rows.search.extend(
                 [
                     {
                         "rtype": rtype,
@@ -276,7 +332,7 @@ class RecordStore(StoreReads):
                         "high": r.high,
                     }
                     for r in index
-                ],
+                ]
             )
         version = Version(
             rtype, rid, vid, ts, deleted, inst, subject, payload_hash, "pending", None

@@ -43,6 +43,24 @@ _LOAD_VERSION = select(record_versions).where(
     )
 )
 
+_FACTS_CURRENT = select(
+    record_current.c.rid, record_current.c.inst, record_current.c.subject
+).where(
+    and_(
+        record_current.c.rtype == bindparam("rtype"),
+        record_current.c.rid.in_(bindparam("rids", expanding=True)),
+    )
+)
+_FACTS_ROWS = select(
+    record_search.c.rid, record_search.c.param, record_search.c.system, record_search.c.value
+).where(
+    and_(
+        record_search.c.rtype == bindparam("rtype"),
+        record_search.c.rid.in_(bindparam("rids", expanding=True)),
+        record_search.c.param.in_((PARTY_PARAM, "category")),
+    )
+)
+
 
 class StoreReads:
     """Reads over ``engine`` with ``keyring``; ``RecordStore`` adds the writes."""
@@ -188,21 +206,36 @@ class StoreReads:
     def facts(self, rtype: str, rid: str) -> Facts | None:
         """Return what visibility depends on for ``rtype/rid`` (None if it does not exist):
         its owner, subject, parties and categories, from the current version."""
-        c, s = record_current.c, record_search.c
+        return self.facts_many(rtype, [rid]).get(rid)
+
+    def facts_many(self, rtype: str, rids: Sequence[str]) -> dict[str, Facts]:
+        """``facts`` of several ``rtype`` resources in two queries; absent ones are left out."""
+        wanted = sorted(set(rids))
+        if not wanted:
+            return {}
         with self._reader() as conn:
-            cur = conn.execute(
-                select(c.inst, c.subject).where(and_(c.rtype == rtype, c.rid == rid))
-            ).first()
-            if cur is None:
-                return None
+            owners = conn.execute(_FACTS_CURRENT, {"rtype": rtype, "rids": wanted}).all()
+            if not owners:
+                return {}
             rows = conn.execute(
-                select(s.param, s.system, s.value).where(
-                    and_(s.rtype == rtype, s.rid == rid, s.param.in_((PARTY_PARAM, "category")))
-                )
+                _FACTS_ROWS, {"rtype": rtype, "rids": [r.rid for r in owners]}
             ).all()
-        parties = frozenset((r.system, r.value) for r in rows if r.param == PARTY_PARAM)
-        categories = frozenset(r.value for r in rows if r.param == "category")
-        return Facts(cur.inst, cur.subject, parties, categories)
+        parties: dict[str, set[tuple[str, str]]] = {}
+        categories: dict[str, set[str]] = {}
+        for r in rows:
+            if r.param == PARTY_PARAM:
+                parties.setdefault(r.rid, set()).add((r.system, r.value))
+            else:
+                categories.setdefault(r.rid, set()).add(r.value)
+        return {
+            o.rid: Facts(
+                o.inst,
+                o.subject,
+                frozenset(parties.get(o.rid, ())),
+                frozenset(categories.get(o.rid, ())),
+            )
+            for o in owners
+        }
 
     def newest(self, rtype: str) -> str:
         """The newest write time of any ``rtype`` resource ("" if none): a cache key."""
