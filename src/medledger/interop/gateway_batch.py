@@ -92,8 +92,15 @@ def handle_many(
                     planned.append(it)
             except Exception as exc:  # (each message fails alone)
                 out[it.index] = exc
-    for part in _disjoint(planned):
+    parts, later = _disjoint(planned)
+    for part in parts:
         _write(gateway, part, outcomes, out)
+    for it in later:  # planned again now that the plans before it are written
+        assert it.message is not None
+        try:
+            outcomes[it.index] = gateway.process(it.message, it.model)
+        except Exception as exc:  # (each message fails alone)
+            out[it.index] = exc
     _answer(gateway, items, group, outcomes, out)
     for i in alone:
         raw, peer = items[i]
@@ -152,29 +159,33 @@ def _plan(gateway: Gateway, it: _Item) -> Outcome | None:
 @dataclass
 class _Part:
     sender: str
-    keys: set[str]
     size: int
     members: list[_Item]
 
 
-def _disjoint(planned: list[_Item]) -> list[list[_Item]]:
-    """Split the plans into groups of one sender whose business keys do not overlap and whose
-    resources fit one transaction, keeping arrival order within each group."""
+def _disjoint(planned: list[_Item]) -> tuple[list[list[_Item]], list[_Item]]:
+    """Split the plans into groups of one sender whose resources fit one transaction; a plan
+    writing a business key that an earlier plan of the call writes too (a correction behind
+    its report, two orders of one new patient) is left out, to be planned again after them."""
     parts: list[_Part] = []
+    taken: set[str] = set()
+    later: list[_Item] = []
     for it in planned:
         assert it.plan is not None
         keys = it.plan.keys()
+        if keys & taken:
+            later.append(it)
+            continue
+        taken |= keys
         size = sum(len(b["entry"]) for b, _ in it.plan.parts)
         for part in parts:
-            fits = part.size + size <= MAX_ENTRIES
-            if part.sender == it.plan.sender and fits and not keys & part.keys:
-                part.keys |= keys
+            if part.sender == it.plan.sender and part.size + size <= MAX_ENTRIES:
                 part.size += size
                 part.members.append(it)
                 break
         else:
-            parts.append(_Part(it.plan.sender, set(keys), size, [it]))
-    return [part.members for part in parts]
+            parts.append(_Part(it.plan.sender, size, [it]))
+    return [part.members for part in parts], later
 
 
 def _write(

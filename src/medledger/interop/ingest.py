@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from medledger.errors import Gone, InputError, NotFound
+from medledger.errors import Gone, InputError, NotFound, WriteConflict
 from medledger.interop.barcode.scheme import BarcodeScheme
 from medledger.interop.barcode.sequences import Sequences, allocate
 from medledger.interop.hl7.fhir_orders import requisition_bundle
@@ -245,7 +245,7 @@ class Ingest:
             return [self._stored(p, [() for _ in p.parts]) for p in plans]
         merged = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         answer = process_bundle(self.service, merged, guard=SystemGuard(senders.pop()))
-        refs = iter(tuple(e["response"]["location"] for e in answer["entry"]))
+        refs = iter(_locations(merged, answer))
         return [
             self._stored(p, [tuple(next(refs) for _ in b["entry"]) for b, _ in p.parts])
             for p in plans
@@ -370,7 +370,7 @@ class Ingest:
         if not bundle["entry"]:
             return ()
         answer = process_bundle(self.service, bundle, guard=SystemGuard(sender))
-        return tuple(e["response"]["location"] for e in answer["entry"])
+        return _locations(bundle, answer)
 
     def _drop_unchanged(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """Leave out PUTs that change nothing; references to them point at the stored id."""
@@ -388,6 +388,28 @@ class Ingest:
         if dropped:
             kept = [_relink(e, dropped) for e in kept]
         return {**bundle, "entry": kept}
+
+
+_PLANNED_ABSENT = frozenset({"DiagnosticReport", "ServiceRequest"})
+
+
+def _locations(bundle: dict[str, Any], answer: dict[str, Any]) -> tuple[str, ...]:
+    """The versions a transaction wrote or found. A report or order the plan found absent
+    (a POST) that another message created meanwhile (a concurrent correction, or an earlier
+    message of the same group) means the plan is stale: WriteConflict, so it is planned again
+    and the newer content becomes a new version instead of being dropped as a duplicate."""
+    for sent, got in zip(bundle["entry"], answer["entry"], strict=True):
+        request, response = sent.get("request", {}), got["response"]
+        if (
+            request.get("method") == "POST"
+            and str(request.get("url")) in _PLANNED_ABSENT
+            and response["status"].startswith("200")
+        ):
+            raise WriteConflict(
+                f"{request['url']} {sent.get('fullUrl', '')} was created by another message "
+                "after this one was planned; planning again"
+            )
+    return tuple(e["response"]["location"] for e in answer["entry"])
 
 
 def _relink(node: Any, dropped: dict[str, str]) -> Any:

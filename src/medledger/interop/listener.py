@@ -37,8 +37,8 @@ class GatewayListener:
         *,
         host: str,
         port: int,
-        threads: int = 4,
-        batch: int = 64,
+        threads: int = 2,
+        batch: int = 100,
         max_connections: int = 2000,
         idle_timeout: float = 300.0,
     ) -> None:
