@@ -133,8 +133,11 @@ def load_result(service: RecordService, report_ref: str) -> Result:
         raise _bad(f"{_DR}.identifier", "no filler identifier", report.get("identifier"))
     system = identifier_system(sender, "filler")
     filler = _identifier(report, system, _DR) or ""
+    # A report version and its children are written in one transaction (one lastUpdated):
+    # read each child as it was then, so a version sent late never carries newer results.
+    written = str(report.get("meta", {}).get("lastUpdated", ""))
     children = [
-        _read(service, ref, f"{_DR}.{name}[{i}]")
+        _as_of(service, _read(service, ref, f"{_DR}.{name}[{i}]"), written)
         for name in ("result", "imagingStudy")
         for i, ref in enumerate(_references(report, name, _DR))
     ]
@@ -143,7 +146,7 @@ def load_result(service: RecordService, report_ref: str) -> Result:
         found = service.search("DocumentReference", [("identifier", token)]).resources
         if not found:
             break
-        children += found
+        children += [_as_of(service, doc, written) for doc in found]
     subject = _obj(report.get("subject"), f"{_DR}.subject")
     patient = None
     if isinstance(subject.get("reference"), str):
@@ -167,6 +170,19 @@ def _parse_ref(ref: Any, field: str) -> tuple[str, str, int | None]:
     if m is None:
         raise _bad(field, "not a relative reference", ref, "Type/<id>[/_history/<vid>]")
     return m[1], m[2], int(m[3]) if m[3] else None
+
+
+def _as_of(service: RecordService, resource: dict[str, Any], when: str) -> dict[str, Any]:
+    """``resource`` (a current version) as it was at ``when`` (a lastUpdated): the newest
+    version written then or before; the current one if it is not newer, or none is older."""
+    meta = resource.get("meta", {})
+    if not when or str(meta.get("lastUpdated", "")) <= when:
+        return resource
+    rtype, rid = str(resource.get("resourceType")), str(resource.get("id"))
+    older = [v for v in service.history(rtype, rid) if v.ts <= when and not v.deleted]
+    if not older:
+        return resource
+    return service.read(rtype, rid, max(v.vid for v in older)).resource
 
 
 def _read(service: RecordService, ref: str, field: str) -> dict[str, Any]:

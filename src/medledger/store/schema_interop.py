@@ -60,8 +60,10 @@ interop_deliveries = Table(
     Column("deadline_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("resource", String(512), nullable=True),  # ref without version: the order key
     Index("ix_interop_deliveries_due", "status", "next_attempt_at"),
     Index("ix_interop_deliveries_day", "day", "channel"),
+    Index("ix_interop_deliveries_resource", "resource", "channel", "target", "status", "id"),
 )
 
 # Where each SQL-view connector stopped: the last watermark and row key it stored.

@@ -222,3 +222,36 @@ def test_storage_failure_is_a_storage_error(tmp_path: Path, clock: Clock) -> Non
             q.next_due()
     finally:
         bare.dispose()
+
+
+def test_versions_of_one_resource_are_sent_in_order(engine: Engine, clock: Clock) -> None:
+    """A report's later versions (a correction, a recall) wait while an older version to the
+    same recipient is pending, in flight or between retries; other resources and other
+    recipients do not wait; a dead older version lets the next one go."""
+    q = DeliveryQueue(engine, clock, lease_s=5)
+
+    def version(key: str, ref: str, target: str = "Subscription/lab-results") -> None:
+        q.enqueue(key, "rest-hook", target, HOOK, "hosp-member-east", ref, 10)
+
+    version("v1", "DiagnosticReport/r1/_history/1")
+    version("v2", "DiagnosticReport/r1/_history/2")
+    version("v3", "DiagnosticReport/r1/_history/3")
+    version("other", "DiagnosticReport/r2/_history/1")
+    version("elsewhere", "DiagnosticReport/r1/_history/2", target="Subscription/ward")
+    first = q.claim(T0, 10)
+    assert sorted(d.key for d in first) == ["elsewhere", "other", "v1"]
+    v1 = next(d for d in first if d.key == "v1")
+    for d in first:
+        if d.key != "v1":
+            q.delivered(d.id, T0 + 0.5)
+    assert q.failed(v1.id, T0 + 1, "EnvironmentFailure HTTP 503", 2.0) == "pending"
+    assert q.claim(T0 + 2, 10) == []  # v1 waits for its retry; v2 and v3 wait behind it
+    assert q.next_due() == T0 + 3  # v1's retry, not the blocked v2 (no busy polling)
+    (again,) = q.claim(T0 + 3, 10)
+    assert again.key == "v1"
+    q.delivered(again.id, T0 + 3.5)
+    (v2,) = q.claim(T0 + 4, 10)
+    assert v2.key == "v2"
+    assert q.failed(v2.id, T0 + 11, "EnvironmentFailure HTTP 503", 1.0) == "dead"  # deadline
+    (v3,) = q.claim(T0 + 12, 10)
+    assert v3.key == "v3"

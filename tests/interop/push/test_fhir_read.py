@@ -315,3 +315,32 @@ def test_load_result_refuses_bad_refs(
     with pytest.raises(error) as info:
         load_result(service, ref)
     assert info.value.field == field
+
+
+def test_an_old_version_reads_with_the_results_it_had(service: RecordService) -> None:
+    """A report version sent late (a push retried after a correction was stored) carries the
+    observations as they were when that version was written, not their corrected values."""
+    from medledger.interop.hl7.fhir_results import result_children
+
+    res = sample_results("oru_lab")[0]
+    response = process_bundle(service, result_bundle(res, order_ref=None, existing=None))
+    locations = [e["response"]["location"] for e in response["entry"]]
+    (v1,) = [x for x in locations if x.startswith("DiagnosticReport/")]
+    rid = v1.split("/")[1]
+    report = service.read("DiagnosticReport", rid).resource
+    ids = [str(r["reference"]).split("/")[1] for r in report["result"]]
+    keys = [key for rtype, key in result_children(res) if rtype == "Observation"]
+    first = res.items[0]
+    assert first.value is not None
+    assert first.value.kind == "quantity"
+    changed = replace(first, value=replace(first.value, number="99.9"), status="corrected")
+    fixed = replace(res, status="corrected", items=(changed, *res.items[1:]), control_id="LIS2")
+    children = {key: (oid, 1) for key, oid in zip(keys, ids, strict=True)}
+    process_bundle(
+        service,
+        result_bundle(fixed, order_ref=None, existing=(rid, 1), existing_children=children),
+    )
+    old, new = load_result(service, v1), load_result(service, f"DiagnosticReport/{rid}")
+    assert old.items[0].value == first.value
+    assert old.items[0].status == first.status
+    assert (new.items[0].value, new.items[0].status) == (changed.value, "corrected")

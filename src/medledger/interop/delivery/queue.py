@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, Row, case, func, select, update
+from sqlalchemy import Engine, Row, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import aliased
 
 from medledger.errors import InputError, StorageError
 from medledger.store.engine import begin_write
@@ -135,7 +136,8 @@ class DeliveryQueue:
             self._dialect.insert(_t)
             .values(
                 idempotency_key=key, channel=channel, target=target, endpoint=endpoint,
-                institution=institution, ref=ref, day=day_of(now), created_at=now_ms,
+                institution=institution, ref=ref, resource=ref.split("/_history/")[0],
+                day=day_of(now), created_at=now_ms,
                 status="pending", attempts=0, next_attempt_at=now_ms,
                 deadline_at=now_ms + math.ceil(deadline_s * 1000),
             )
@@ -152,7 +154,7 @@ class DeliveryQueue:
         now_ms = _ms(now)
         due = (
             select(_t.c.id)
-            .where(_t.c.status == "pending", _t.c.next_attempt_at <= now_ms)
+            .where(_t.c.status == "pending", _t.c.next_attempt_at <= now_ms, ~_waiting())
             .order_by(_t.c.next_attempt_at, _t.c.id)
             .limit(limit)
         )
@@ -293,8 +295,9 @@ class DeliveryQueue:
         return {k: DeliveryCounts(**v) for k, v in sorted(tally.items())}
 
     def next_due(self) -> float | None:
-        """Return when the earliest pending delivery is due (leased ones included), or None."""
-        stmt = select(func.min(_t.c.next_attempt_at)).where(_t.c.status == "pending")
+        """Return when the earliest pending delivery that may be sent (not waiting behind an
+        older version of its resource) is due (leased ones included), or None."""
+        stmt = select(func.min(_t.c.next_attempt_at)).where(_t.c.status == "pending", ~_waiting())
         with self._read("next_due") as conn:
             value = conn.execute(stmt).scalar_one_or_none()
         return None if value is None else int(value) / 1000
@@ -320,6 +323,20 @@ class DeliveryQueue:
                 yield conn
         except SQLAlchemyError as exc:
             raise StorageError(f"delivery queue {op} failed: {type(exc).__name__}") from exc
+
+
+def _waiting() -> Any:
+    """A delivery waits while an older one of the same resource, channel and target is pending
+    (in flight or waiting for a retry): the versions of one resource reach one recipient in
+    the order they were queued, so a recall never overtakes the report it recalls."""
+    older = aliased(_t)
+    return exists().where(
+        older.c.resource == _t.c.resource,
+        older.c.channel == _t.c.channel,
+        older.c.target == _t.c.target,
+        older.c.status == "pending",
+        older.c.id < _t.c.id,
+    )
 
 
 def _delivery(row: Row[Any]) -> Delivery:
