@@ -170,3 +170,21 @@ def test_suggestions_skip_mapped_and_unmatched_codes(dicts: DictionaryService) -
     assert len(left) == 48
     by_code = {s.source.code: s for s in left}
     assert by_code["JC0102"].candidates[0].target.code == "300102"
+
+
+def test_only_the_two_institutions_of_a_mapping_decide_it(dicts: DictionaryService) -> None:
+    """A ConceptMap another institution stored (even under the pair's fixed id, before the
+    pair imported theirs) never changes how the member's codes translate; one the target
+    institution publishes for its own dictionary is used."""
+    from medledger.interop.terminology import concept_map
+
+    other = "hosp-other"
+    rogue = concept_map(MEMBER, CENTRAL, [Mapping("JC0101", "胸部CT平扫", "300199", "错误项目")])
+    rogue["id"] = mapping_id(MEMBER, CENTRAL)
+    dicts.service.update("ConceptMap", rogue["id"], rogue, guard=SystemGuard(other))
+    assert dicts.service.store.facts("ConceptMap", rogue["id"]).owner == other
+    assert dicts.translator().lookup(EAST, "JC0101", CITY) == ()
+    published = concept_map(MEMBER, CENTRAL, [Mapping("JC0101", "胸部CT平扫", "300101", "胸部CT")])
+    published["id"] = "central-publishes-east"
+    dicts.service.update("ConceptMap", published["id"], published, guard=SystemGuard(CENTRAL))
+    assert dicts.translator().lookup(EAST, "JC0101", CITY) == (Coded(CITY, "300101", "胸部CT"),)
