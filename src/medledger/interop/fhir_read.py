@@ -5,7 +5,7 @@ DocumentReferences that point back at it, to a :class:`~medledger.interop.model.
 :func:`load_result` first fetches them from the records layer. What the FHIR mapping
 (:mod:`medledger.interop.hl7.fhir_results`) does not keep cannot come back:
 
-- ``Result.reason``, ``barcode`` and ``extra`` read back as None, None and ``{}``;
+- ``Result.barcode`` and ``extra`` read back as None and ``{}``;
 - a decimal keeps its value, not its spelling (JSON numbers): ``5.20`` reads back ``5.2``;
 - an item status ``partial`` is stored, and reads back, as ``preliminary``;
 - the interleaving of WADO-RS studies with other links: studies come first (in their
@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 from medledger.errors import InputError
 from medledger.interop.hl7.fhir_common import KIND_SNOMED, NATIONAL_ID_SYSTEM, SNOMED
+from medledger.interop.hl7.fhir_results import STATUS_REASON
 from medledger.interop.model import (
     Coded,
     ImageLink,
@@ -111,7 +112,16 @@ def result_from_fhir(
         images=tuple(images),
         performer_name=_text(*interpreters[0], "display") if interpreters else None,
         control_id=unquote(control) if source.startswith(_SOURCE_PREFIX) and control else None,
+        reason=_reason(report),
     )
+
+
+def _reason(report: dict[str, Any]) -> str | None:
+    """The recall or correction reason (the ``status-reason`` extension), or None."""
+    for ext, at in _each(report, "extension", _DR):
+        if ext.get("url") == STATUS_REASON:
+            return _text(ext, at, "valueString")
+    return None
 
 
 def load_result(service: RecordService, report_ref: str) -> Result:

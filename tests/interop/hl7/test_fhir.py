@@ -214,6 +214,27 @@ def test_recall_marks_everything_entered_in_error() -> None:
     assert statuses == {"entered-in-error"}
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("oru_recall", "标本溶血，报告召回"),
+        ("oru_correction", "血钾结果复核后更正，原结果因标本放置过久偏高"),
+    ],
+)
+def test_the_recall_or_correction_reason_is_kept(name: str, reason: str) -> None:
+    """The NTE after the OBR (why the report was recalled or corrected) is stored on the
+    DiagnosticReport: R4 has no element for it, so in the urn:medledger:status-reason
+    extension."""
+    (res,) = sample_results(name)
+    bundle = result_bundle(res, order_ref=None, existing=None)
+    (report,) = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "DiagnosticReport"
+    ]
+    assert report["extension"] == [{"url": "urn:medledger:status-reason", "valueString": reason}]
+
+
 def test_bad_references_are_input_errors() -> None:
     """order_ref must name a ServiceRequest; patient_existing must be an id."""
     (res,) = sample_results("oru_recall")

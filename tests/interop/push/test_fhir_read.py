@@ -39,8 +39,8 @@ LOINC = "http://loinc.org"
 def fhir_view(res: Result) -> Result:
     """Return ``res`` as the FHIR mapping keeps it (the losses fhir_read's docstring lists).
 
-    Excluded, each for its reason: ``reason``, ``barcode`` and ``extra`` (no FHIR element is
-    written for them); an item status ``partial`` (Observation has none: preliminary); the
+    Excluded, each for its reason: ``barcode`` and ``extra`` (no FHIR element is written for
+    them); an item status ``partial`` (Observation has none: preliminary); the
     order of studies among other links (studies and DocumentReferences are separate lists);
     a study's content type (ImagingStudy has no element) and a non-study link's study UID
     (DocumentReference gets none); the spelling of decimals (JSON numbers, see ``numbers``).
@@ -51,7 +51,7 @@ def fhir_view(res: Result) -> Result:
     studies = [replace(x, content_type=None) for x in res.images if x.kind == "wado-rs"]
     others = [replace(x, study_uid=None) for x in res.images if x.kind != "wado-rs"]
     view = replace(
-        res, items=items, images=tuple(studies + others), reason=None, barcode=None, extra={}
+        res, items=items, images=tuple(studies + others), barcode=None, extra={}
     )
     return numbers(view)
 

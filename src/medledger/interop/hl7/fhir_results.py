@@ -26,7 +26,10 @@ The Bundle holds (conventions in :mod:`medledger.interop.hl7.fhir_common`):
   url and contentType, ``context.related`` → the DiagnosticReport. FHIR's
   ``Attachment.hash`` is base64 SHA-1; our hash (``sha256:<hex>`` / ``sm3:<hex>``) goes in
   the extension ``urn:medledger:content-hash`` (``valueString``) on the attachment, and on
-  the ImagingStudy for a study link.
+  the ImagingStudy for a study link;
+- the recall or correction reason (报告召回/更正原因, the NTE after the OBR) in the
+  DiagnosticReport extension ``urn:medledger:status-reason`` (``valueString``): R4's
+  DiagnosticReport has no ``note``.
 
 Every child resource has an identifier under ``identifier_system(sender, "filler")`` whose
 value :func:`result_children` lists: ``<filler>#obs#<code>#<n>`` (the n-th item with that
@@ -66,7 +69,7 @@ from medledger.interop.model import (
     identifier_system,
 )
 
-__all__ = ["result_bundle", "result_children"]
+__all__ = ["STATUS_REASON", "result_bundle", "result_children"]
 
 _V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 _SECTION = {
@@ -112,6 +115,9 @@ _INTERPRETATION = frozenset(
 )
 _ARROWS = {"↑": "H", "↓": "L"}
 _FINDINGS = Coded("http://loinc.org", "18782-3", "Radiology Study observation (narrative)")
+
+
+STATUS_REASON = "urn:medledger:status-reason"
 
 
 def result_children(res: Result) -> list[tuple[str, str]]:
@@ -196,6 +202,8 @@ def result_bundle(
         report["imagingStudy"] = studies
     if res.conclusion:
         report["conclusion"] = res.conclusion
+    if res.reason:  # R4 DiagnosticReport has no element for why it was recalled or corrected
+        report["extension"] = [{"url": STATUS_REASON, "valueString": res.reason}]
     entries.append(entry(report, report_url, if_none_exist=(system, res.filler), existing=existing))
     return bundle(entries + child_entries)
 
