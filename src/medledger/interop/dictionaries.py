@@ -15,7 +15,6 @@ ConceptMap version is written; :meth:`DictionaryService.translate` answers
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ from medledger.interop.terminology import (
     suggest,
 )
 from medledger.interop.terminology.codesystem import check_institution
-from medledger.interop.terminology.conceptmap import entries_of
+from medledger.interop.trusted_maps import usable
 from medledger.records.guard import WRITE, Guard
 from medledger.records.service import RecordService
 from medledger.records.versions import Loaded, Version
@@ -50,7 +49,6 @@ __all__ = [
     "mapping_id",
 ]
 
-log = logging.getLogger(__name__)
 
 CODESYSTEM, CONCEPTMAP = "CodeSystem", "ConceptMap"
 _PAGE = "1000"  # the records layer's largest search page
@@ -164,33 +162,11 @@ class DictionaryService:
             cached, generation = self._translator, self._generation
         if cached is not None:
             return cached
-        built = Translator(self._usable(self._all_maps(None)))
+        built = Translator(usable(self.service, self._all_maps(None)))
         with self._lock:
             if self._generation == generation:  # no map was written while this one was built
                 self._translator = built
         return built
-
-    def _usable(self, maps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The ConceptMaps translation may use: readable, and only their groups that map from
-        or to the dictionary of the institution owning the record. An institution can thus
-        publish mappings of its own dictionary, never change how two others translate (a map
-        created under another pair's fixed id before that pair imported its own)."""
-        owners = self.service.store.facts_many(CONCEPTMAP, [str(m.get("id")) for m in maps])
-        out = []
-        for cm in _readable(maps):
-            facts = owners.get(str(cm.get("id")))
-            owner = facts.owner if facts is not None else ""
-            groups = [g for g in cm.get("group", []) if _may_map(g, owner)]
-            if len(groups) != len(cm.get("group", [])):
-                log.warning(
-                    "ConceptMap/%s: %d group(s) left out of translation: they map between "
-                    "dictionaries of institutions other than its owner",
-                    cm.get("id"),
-                    len(cm.get("group", [])) - len(groups),
-                )
-            if groups:
-                out.append({**cm, "group": groups})
-        return out
 
     def _all_maps(self, guard: Guard | None) -> list[dict[str, Any]]:
         """Every current ConceptMap the guard may search, all pages."""
@@ -212,7 +188,7 @@ class DictionaryService:
         if query.conceptmap is not None:
             translator = _translator_of([query.conceptmap], "conceptMap")
         else:
-            maps = self._usable(self._all_maps(guard))
+            maps = usable(self.service, self._all_maps(guard))
             if query.url is not None:
                 maps = [m for m in maps if m.get("url") == query.url]
                 if not maps:
@@ -366,30 +342,6 @@ class DictionaryService:
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
     """A resource without what the store adds (id, meta, narrative)."""
     return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
-
-
-def _readable(maps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ConceptMaps the terminology code can read; others are logged (by id) and skipped."""
-    out = []
-    for cm in maps:
-        try:
-            entries_of(cm)
-        except InputError as exc:
-            log.warning("ConceptMap/%s left out of translation: %s", cm.get("id"), exc.field)
-            continue
-        out.append(cm)
-    return out
-
-
-def _may_map(group: Any, owner: str) -> bool:
-    """Whether the owner of a ConceptMap may publish this group: it maps from or to the
-    owner's dictionary, or between systems that are no institution's dictionary."""
-    if not isinstance(group, dict):
-        return False
-    prefix = code_system("")
-    ends = [str(group.get(k) or "") for k in ("source", "target")]
-    dictionaries = [e.removeprefix(prefix) for e in ends if e.startswith(prefix)]
-    return not dictionaries or owner in dictionaries
 
 
 def _translator_of(maps: list[dict[str, Any]], field: str) -> Translator:

@@ -15,8 +15,8 @@ For each message:
 5. results are queued for push to the institution that placed the order;
 6. only then is the ACK returned: AA (stored or held), AE (quarantined), AR (rejected).
 
-``handle_hl7`` is synchronous (it waits for durable commits): the MLLP server runs it on a
-worker thread.
+``handle_hl7`` is synchronous (it waits for durable commits) and runs on the MLLP listener's
+worker threads; ``interop.gateway_batch`` runs the same steps for a group of messages.
 """
 
 from __future__ import annotations
@@ -27,10 +27,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from medledger.errors import MedLedgerError, MessageRejected, PreconditionFailed, WriteConflict
 from medledger.interop._held import HeldRelease
+from medledger.interop.admission import (
+    UNKNOWN,
+    Outcome,
+    admit,
+    again,
+    refused,
+    source,
+    why,
+)
 from medledger.interop.config import GatewayConfig
 from medledger.interop.dictionaries import DictionaryService
 from medledger.interop.hl7.ack import build_ack
@@ -45,23 +54,10 @@ from medledger.ledger.block import format_ts
 from medledger.records.service import RecordService
 from medledger.records.store import Version
 
-__all__ = ["Gateway", "Outcome"]
+__all__ = ["Gateway", "Outcome"]  # Outcome: from interop.admission
 
 log = logging.getLogger(__name__)
-UNKNOWN = "unknown"
 _ATTEMPTS = 3
-_TAKEN = "ORM^O01, OML^O21 or ORU^R01"  # the message types the gateway takes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one message, and the ACK code its sender gets."""
-
-    status: str  # stored, held, quarantined, rejected, duplicate
-    ack_code: str  # AA, AE, AR
-    message: Message | None = None
-    reason: str | None = None
-    error: MessageRejected | None = None
 
 
 class Gateway:
@@ -154,36 +150,15 @@ class Gateway:
 
     def admit(self, header: Header, peer: str) -> tuple[str | None, MessageRejected | None]:
         """The sending institution of a decoded message, or why the message is refused
-        unread (an unknown facility, a peer address not allowed, an overlong MSH-10, an ACK)."""
-        inst = self.senders.lookup(header.sending_facility)
-        if inst is None:
-            return None, _refused(
-                4,
-                "103",
-                "the sending facility is not configured in interop.yaml facilities",
-                value="^".join(header.sending_facility)[:80],
-                expected="a facility listed under facilities:",
-            )
-        if peer and not self.config.peer_allowed(inst, peer):
-            text = f"{inst} may not send from this address"
-            return inst, _refused(4, "207", text, expected="an address listed under peers:")
-        if len(str(header.control_id)) > 199:
-            text = "MSH-10 is longer than 199 characters"
-            wanted = "a message control id of at most 199 characters (HL7 v2.5: 20)"
-            return inst, _refused(
-                10, "102", text, value=str(header.control_id)[:40], expected=wanted
-            )
-        if header.message_code == "ACK":
-            text = "an ACK is not a message the gateway takes"
-            return inst, _refused(9, "200", text, value=header.message_type, expected=_TAKEN)
-        return inst, None
+        unread (``interop.admission.admit``)."""
+        return admit(self.config, self.senders, header, peer)
 
     def arrival(self, raw: bytes, header: Header, inst: str, interface: str) -> Arrival:
         """The journal row of an admitted HL7 v2 message, sealed (``Journal.begin_many``)."""
         return self.journal.arrival(
             interface=interface,
             institution=inst,
-            source=_source(header),
+            source=source(header),
             control_id=str(header.control_id),
             message_type=header.message_type or UNKNOWN,
             raw=raw,
@@ -207,7 +182,7 @@ class Gateway:
                 "duplicate",
                 "AR",
                 begun.message,
-                error=_refused(
+                error=refused(
                     10,
                     "207",
                     "this control id was already used for a different message",
@@ -215,7 +190,7 @@ class Gateway:
                     expected="a new MSH-10 for every message",
                 ),
             )
-        return _again(begun.message) if begun.finished else None
+        return again(begun.message) if begun.finished else None
 
     def model_of(self, message: Message, decoded: Decoded) -> object:
         """The neutral model of a journalled message (a Requisition or a list of Results), or
@@ -269,8 +244,8 @@ class Gateway:
             return self.ingest.plan_requisition(model)
         if isinstance(model, list):
             return self.ingest.plan_results(model)
-        refused = _refused(9, "200", "the gateway takes orders and results only")
-        return self._finish_error(message, refused)
+        error = refused(9, "200", "the gateway takes orders and results only")
+        return self._finish_error(message, error)
 
     def _store_error(self, message: Message, exc: MedLedgerError) -> Outcome:
         """The outcome of a message the records layer refused (bad content: AE); a failing
@@ -362,15 +337,15 @@ class Gateway:
         begun = self.journal.begin(
             interface=interface,
             institution=inst or UNKNOWN,
-            source=_source(header) if header is not None else UNKNOWN,
+            source=source(header) if header is not None else UNKNOWN,
             control_id=control[:256],
             message_type=kind[:32],
             raw=raw[: self.config.max_message_bytes],
         )
         if not begun.new and begun.finished:
-            return _again(begun.message, exc)
-        done = self._anchor_and_finish(begun.message, "rejected", "AR", reason=_why(exc))
-        return Outcome("rejected", "AR", done, _why(exc), exc)
+            return again(begun.message, exc)
+        done = self._anchor_and_finish(begun.message, "rejected", "AR", reason=why(exc))
+        return Outcome("rejected", "AR", done, why(exc), exc)
 
     def quarantine(self, message: Message, reason: str) -> Outcome:
         """Quarantine a journalled message that cannot be mapped (e.g. a bad view row)."""
@@ -378,8 +353,8 @@ class Gateway:
 
     def _finish_error(self, message: Message, exc: MessageRejected) -> Outcome:
         status = "quarantined" if exc.ack_code == "AE" else "rejected"
-        done = self._anchor_and_finish(message, status, exc.ack_code, reason=_why(exc))
-        return Outcome(status, exc.ack_code, done, _why(exc), exc)
+        done = self._anchor_and_finish(message, status, exc.ack_code, reason=why(exc))
+        return Outcome(status, exc.ack_code, done, why(exc), exc)
 
     def _anchor_and_finish(
         self,
@@ -426,43 +401,3 @@ class Gateway:
                 for (message, _, _, finish), receipt in zip(items, receipts, strict=True)
             ]
         )
-
-
-def _again(message: Message, error: MessageRejected | None = None) -> Outcome:
-    """The answer to a redelivery of a finished message: the same ACK code as before."""
-    code = message.ack_code or "AA"
-    if code != "AA" and error is None:
-        error = MessageRejected(message.reason or "not accepted", ack_code=code)
-    return Outcome("duplicate", code, message, message.reason, error)
-
-
-def _refused(
-    position: int,
-    hl7_error: str,
-    message: str,
-    *,
-    value: object = None,
-    expected: str | None = None,
-) -> MessageRejected:
-    """A rejection (AR) of a message for what field ``position`` of its MSH says."""
-    return MessageRejected(
-        message,
-        ack_code="AR",
-        segment="MSH",
-        position=position,
-        hl7_error=hl7_error,
-        value=value,
-        expected=expected,
-    )
-
-
-def _source(header: Header) -> str:
-    app = header.sending_application[0] if header.sending_application else ""
-    fac = header.sending_facility[0] if header.sending_facility else ""
-    return f"{app}^{fac}"[:256] or UNKNOWN
-
-
-def _why(exc: MessageRejected) -> str:
-    if exc.field and not exc.message.startswith(str(exc.field)):
-        return f"{exc.field}: {exc.message}"
-    return exc.message

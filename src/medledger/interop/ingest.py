@@ -26,11 +26,19 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from medledger.errors import Gone, InputError, NotFound, WriteConflict
+from medledger.errors import Gone, InputError, NotFound
 from medledger.interop.barcode.scheme import BarcodeScheme
 from medledger.interop.barcode.sequences import Sequences, allocate
 from medledger.interop.hl7.fhir_orders import requisition_bundle
 from medledger.interop.hl7.fhir_results import result_bundle, result_children
+from medledger.interop.ingest_rules import (
+    business_keys,
+    institution_of,
+    locations,
+    relink,
+    same_patient,
+    unchanged,
+)
 from medledger.interop.journal import CST
 from medledger.interop.model import (
     LAB_KINDS,
@@ -245,7 +253,7 @@ class Ingest:
             return [self._stored(p, [() for _ in p.parts]) for p in plans]
         merged = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         answer = process_bundle(self.service, merged, guard=SystemGuard(senders.pop()))
-        refs = iter(_locations(merged, answer))
+        refs = iter(locations(merged, answer))
         return [
             self._stored(p, [tuple(next(refs) for _ in b["entry"]) for b, _ in p.parts])
             for p in plans
@@ -255,9 +263,9 @@ class Ingest:
     def _stored(plan: Plan, written: Sequence[tuple[str, ...]]) -> Stored:
         refs: list[str] = []
         reports: list[tuple[str, str]] = []
-        for (_, placer_inst), locations in zip(plan.parts, written, strict=True):
-            refs += locations
-            report = next((r for r in locations if r.startswith("DiagnosticReport/")), None)
+        for (_, placer_inst), wrote in zip(plan.parts, written, strict=True):
+            refs += wrote
+            report = next((r for r in wrote if r.startswith("DiagnosticReport/")), None)
             if report is not None and placer_inst is not None:
                 reports.append((report, placer_inst))
         return Stored(tuple(refs), reports=tuple(reports), placers=plan.placers)
@@ -291,7 +299,7 @@ class Ingest:
             )
         subject = str(order.get("subject", {}).get("reference", ""))
         patient = self.service.store.load("Patient", subject.split("/")[-1]) if subject else None
-        if patient is not None and not _same_patient(patient.resource, res):
+        if patient is not None and not same_patient(patient.resource, res):
             return Unresolved(
                 "quarantined",
                 f"report {res.filler} names another patient than order {res.placer}",
@@ -313,7 +321,7 @@ class Ingest:
             patient_existing=subject or None,
             existing_children=children,
         )
-        placer_inst = _institution_of(order, res.placer) or res.placer_institution or ""
+        placer_inst = institution_of(order, res.placer) or res.placer_institution or ""
         return res, bundle, placer_inst
 
     def _order_of(self, res: Result) -> dict[str, Any] | None:
@@ -323,7 +331,7 @@ class Ingest:
             return self._one("ServiceRequest", system, res.placer)
         page = self.service.search("ServiceRequest", [("identifier", res.placer)])
         for found in page.resources:
-            if _institution_of(found, res.placer) is not None:
+            if institution_of(found, res.placer) is not None:
                 return found
         return None
 
@@ -343,7 +351,7 @@ class Ingest:
         query per resource type instead of one per message), on this thread only."""
         wanted: dict[str, set[tuple[str, str]]] = {}
         for model in models:
-            for rtype, system, value in _business_keys(model):
+            for rtype, system, value in business_keys(model):
                 wanted.setdefault(rtype, set()).add((system, value))
         known: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         for rtype, pairs in wanted.items():
@@ -370,7 +378,7 @@ class Ingest:
         if not bundle["entry"]:
             return ()
         answer = process_bundle(self.service, bundle, guard=SystemGuard(sender))
-        return _locations(bundle, answer)
+        return locations(bundle, answer)
 
     def _drop_unchanged(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """Leave out PUTs that change nothing; references to them point at the stored id."""
@@ -380,107 +388,11 @@ class Ingest:
             if request.get("method") == "PUT":
                 rtype, rid = str(request["url"]).split("/")[:2]
                 current = self._current(rtype, rid)
-                if current is not None and _same(current, e["resource"]):
+                if current is not None and unchanged(current, e["resource"]):
                     if e.get("fullUrl"):
                         dropped[str(e["fullUrl"])] = f"{rtype}/{rid}"
                     continue
             kept.append(e)
         if dropped:
-            kept = [_relink(e, dropped) for e in kept]
+            kept = [relink(e, dropped) for e in kept]
         return {**bundle, "entry": kept}
-
-
-_PLANNED_ABSENT = frozenset({"DiagnosticReport", "ServiceRequest"})
-
-
-def _locations(bundle: dict[str, Any], answer: dict[str, Any]) -> tuple[str, ...]:
-    """The versions a transaction wrote or found. A report or order the plan found absent
-    (a POST) that another message created meanwhile (a concurrent correction, or an earlier
-    message of the same group) means the plan is stale: WriteConflict, so it is planned again
-    and the newer content becomes a new version instead of being dropped as a duplicate."""
-    for sent, got in zip(bundle["entry"], answer["entry"], strict=True):
-        request, response = sent.get("request", {}), got["response"]
-        if (
-            request.get("method") == "POST"
-            and str(request.get("url")) in _PLANNED_ABSENT
-            and response["status"].startswith("200")
-        ):
-            raise WriteConflict(
-                f"{request['url']} {sent.get('fullUrl', '')} was created by another message "
-                "after this one was planned; planning again"
-            )
-    return tuple(e["response"]["location"] for e in answer["entry"])
-
-
-def _relink(node: Any, dropped: dict[str, str]) -> Any:
-    """``node`` with references to dropped entries' fullUrls replaced by their stored ids."""
-    if isinstance(node, dict):
-        return {
-            k: dropped.get(v, v) if k == "reference" and isinstance(v, str) else _relink(v, dropped)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_relink(x, dropped) for x in node]
-    return node
-
-
-def _same(stored: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether ``new`` says nothing ``stored`` does not (ids, meta and references aside)."""
-
-    def core(resource: dict[str, Any]) -> Any:
-        return _strip_refs({k: v for k, v in resource.items() if k not in ("id", "meta")})
-
-    return bool(core(stored) == core(new))
-
-
-def _strip_refs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: ("ref" if k == "reference" else _strip_refs(v)) for k, v in sorted(node.items())}
-    if isinstance(node, list):
-        return [_strip_refs(x) for x in node]
-    return node
-
-
-def _institution_of(order: dict[str, Any], placer: str) -> str | None:
-    """The institution whose placer number ``placer`` is, from the order's identifiers."""
-    for ident in order.get("identifier", []):
-        system = str(ident.get("system", ""))
-        if ident.get("value") == placer and system.endswith(":placer"):
-            return system.removeprefix("urn:medledger:id:").removesuffix(":placer")
-    return None
-
-
-def _same_patient(patient: dict[str, Any], res: Result) -> bool:
-    """The result's patient is the order's: same id among the order patient's identifiers, or
-    (the performer numbered them itself) same name and birth date."""
-    ids = {str(i.get("value")) for i in patient.get("identifier", [])}
-    if res.patient.id in ids:
-        return True
-    names = {str(n.get("text") or "") for n in patient.get("name", [])}
-    names |= {
-        "".join([str(n.get("family") or ""), *[str(g) for g in n.get("given", [])]])
-        for n in patient.get("name", [])
-    }
-    same_name = res.patient.name is not None and res.patient.name in names
-    same_birth = res.patient.birth_date is None or res.patient.birth_date == patient.get(
-        "birthDate"
-    )
-    return same_name and same_birth
-
-
-def _business_keys(model: object) -> list[tuple[str, str, str]]:
-    """The (type, system, value) lookups planning ``model`` starts with."""
-    if isinstance(model, Requisition):
-        system = identifier_system(model.sender, "placer")
-        return [("ServiceRequest", system, item.placer) for item in model.items]
-    keys: list[tuple[str, str, str]] = []
-    if isinstance(model, list):
-        for res in model:
-            if isinstance(res, Result):
-                keys.append(
-                    ("DiagnosticReport", identifier_system(res.sender, "filler"), res.filler)
-                )
-                if res.placer and res.placer_institution:
-                    placer = identifier_system(res.placer_institution, "placer")
-                    keys.append(("ServiceRequest", placer, res.placer))
-    return keys

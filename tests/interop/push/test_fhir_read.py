@@ -50,9 +50,7 @@ def fhir_view(res: Result) -> Result:
     )
     studies = [replace(x, content_type=None) for x in res.images if x.kind == "wado-rs"]
     others = [replace(x, study_uid=None) for x in res.images if x.kind != "wado-rs"]
-    view = replace(
-        res, items=items, images=tuple(studies + others), barcode=None, extra={}
-    )
+    view = replace(res, items=items, images=tuple(studies + others), barcode=None, extra={})
     return numbers(view)
 
 
