@@ -81,30 +81,15 @@ class Journal:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def begin(
-        self,
-        *,
-        interface: str,
-        institution: str,
-        source: str,
-        control_id: str,
-        message_type: str,
-        raw: bytes,
-    ) -> Begun:
-        """Record a message before processing it (durable on return), or find its row.
+    def begin(self, **fields: Any) -> Begun:
+        """Record a message before processing it (durable on return), or find its row;
+        ``fields`` are ``arrival``'s (interface, institution, source, control_id,
+        message_type, raw).
 
         A second arrival of the same identity increments ``duplicates`` and returns the
         existing row; ``same_bytes`` tells whether it carried the same content.
         """
-        arrival = self.arrival(
-            interface=interface,
-            institution=institution,
-            source=source,
-            control_id=control_id,
-            message_type=message_type,
-            raw=raw,
-        )
-        return self.begin_many([arrival])[0]
+        return self.begin_many([self.arrival(**fields)])[0]
 
     def arrival(
         self,
