@@ -59,7 +59,7 @@ def handle_many(
     exception that means it is not stored (the connection is dropped without an ACK)."""
     out: list[bytes | BaseException | None] = [None] * len(items)
     outcomes: dict[int, Outcome] = {}
-    alone: list[int] = []  # answered one by one, after the group
+    alone: list[tuple[int, Decoded | None]] = []  # answered one by one, after the group
     group = _admitted(gateway, items, interface, alone)
     try:
         begun = gateway.journal.begin_many([it.arrival for it in group]) if group else []
@@ -101,18 +101,21 @@ def handle_many(
             outcomes[it.index] = gateway.process(it.message, it.model)
         except Exception as exc:  # (each message fails alone)
             out[it.index] = exc
-    _answer(gateway, items, group, outcomes, out)
-    for i in alone:
+    _answer(gateway, group, outcomes, out)
+    for i, decoded in alone:
         raw, peer = items[i]
         try:
-            out[i] = gateway.handle_hl7(raw, interface=interface, peer=peer)
+            out[i] = gateway.handle_hl7(raw, interface=interface, peer=peer, decoded=decoded)
         except Exception as exc:
             out[i] = exc
     return [x if x is not None else RuntimeError("not processed") for x in out]
 
 
 def _admitted(
-    gateway: Gateway, items: Sequence[tuple[bytes, str]], interface: str, alone: list[int]
+    gateway: Gateway,
+    items: Sequence[tuple[bytes, str]],
+    interface: str,
+    alone: list[tuple[int, Decoded | None]],
 ) -> list[_Item]:
     """The items that can go through the group: decoded, admitted, identities distinct."""
     group: list[_Item] = []
@@ -121,19 +124,19 @@ def _admitted(
         try:
             decoded = decode(raw, max_bytes=gateway.config.max_message_bytes)
         except MessageRejected:
-            alone.append(i)
+            alone.append((i, None))
             continue
         inst, err = gateway.admit(decoded.header, peer)
         if err is not None or inst is None:
-            alone.append(i)
+            alone.append((i, decoded))
             continue
         try:
             arrival = gateway.arrival(raw, decoded.header, inst, interface)
         except MedLedgerError:
-            alone.append(i)
+            alone.append((i, decoded))
             continue
         if arrival.key in keys:  # the same message twice at once: the second waits
-            alone.append(i)
+            alone.append((i, decoded))
             continue
         keys.add(arrival.key)
         group.append(_Item(i, raw, peer, decoded, arrival))
@@ -226,7 +229,6 @@ def _write(
 
 def _answer(
     gateway: Gateway,
-    items: Sequence[tuple[bytes, str]],
     group: list[_Item],
     outcomes: dict[int, Outcome],
     out: list[bytes | BaseException | None],

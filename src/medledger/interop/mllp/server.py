@@ -102,8 +102,9 @@ class MllpServer:
 
     ``reject(prefix, reason)`` builds the answer to a block the handler never saw successfully:
     reason ``oversize`` (longer than ``max_message_bytes``) or ``internal`` (the handler raised);
-    ``prefix`` is the block's first 4096 bytes. It returns the answer's bytes, or None to send
-    nothing; without it such blocks get no answer. The connection stays usable either way.
+    ``prefix`` is the block's first 4096 bytes; it runs on a worker thread (it may write). It
+    returns the answer's bytes, or None to send nothing; without it such blocks get no answer.
+    The connection stays usable either way.
     A connection that sends nothing for ``idle_timeout`` seconds is closed; connections over
     ``max_connections`` are closed at once. ``ssl`` is a server ``SSLContext`` for MLLP over TLS.
     :meth:`close` waits up to ``grace`` seconds for messages in flight. :meth:`start` raises
@@ -264,7 +265,7 @@ class MllpServer:
                 answer = await self._answer(event.payload, peer)
             elif isinstance(event, Oversize):
                 self.counters.oversize += 1
-                answer = self._rejection(event.prefix, "oversize", peer)
+                answer = await self._rejection(event.prefix, "oversize", peer)
             if peer.dropped:
                 return
             if answer is not None:
@@ -292,13 +293,13 @@ class MllpServer:
             )
             if peer.dropped:
                 return None
-            return self._rejection(payload[:PREFIX_BYTES], "internal", peer)
+            return await self._rejection(payload[:PREFIX_BYTES], "internal", peer)
 
-    def _rejection(self, prefix: bytes, reason: str, peer: Peer) -> bytes | None:
+    async def _rejection(self, prefix: bytes, reason: str, peer: Peer) -> bytes | None:
         if self._reject is None:
             return None
-        try:
-            answer = self._reject(prefix, reason)
+        try:  # on a thread: the callback may write (the gateway journals the refusal)
+            answer = await asyncio.to_thread(self._reject, prefix, reason)
             return None if not answer else encode_frame(bytes(answer), field="reject answer")
         except Exception as exc:  # a broken reject callback must not end the connection
             log.warning(
