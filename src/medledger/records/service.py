@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from medledger.errors import Gone, InputError, NotFound, PreconditionFailed, StateError
 from medledger.ledger.block import format_ts
@@ -31,6 +31,7 @@ from medledger.records.fhir_model import validate_resource
 from medledger.records.guard import DELETE, READ, SEARCH, WRITE, Guard, SystemGuard
 from medledger.records.indexing import BLIND_PARAMS, Indexer
 from medledger.records.keyring import KeyRing, Progress
+from medledger.records.lookups import Lookups
 from medledger.records.masterkey import MasterKey, generate_master_key, load_master_key
 from medledger.records.paging import (
     HistoryPage,
@@ -69,7 +70,7 @@ class Saved:
     ledger_index: int | None
 
 
-class RecordService:
+class RecordService(Lookups):
     """Records of one node, on its ledger."""
 
     def __init__(
@@ -221,61 +222,6 @@ class RecordService:
         raise StateError(
             f"conditional create of {rtype} kept conflicting; retry", field="If-None-Exist"
         )
-
-    def own_matches(self, rtype: str, params: list[tuple[str, str]], inst: str) -> SearchPage:
-        """Up to two current resources of ``inst`` matching a conditional create's criteria."""
-        return self.own_matches_many(rtype, [params], inst)[0]
-
-    def own_matches_many(
-        self, rtype: str, queries: Sequence[list[tuple[str, str]]], inst: str
-    ) -> list[SearchPage]:
-        """``own_matches`` for several criteria of one type: those that are one
-        ``identifier=system|value`` (the usual business key) in one prepared query."""
-        keys = [_identifier_key(params) for params in queries]
-        simple = [k for k in keys if k is not None]
-        found = self.by_identifier(rtype, simple, owner=inst) if simple else {}
-        own = Visibility(owners=frozenset({inst}))
-        return [
-            SearchPage(found.get(key, [])[:2], None, None)
-            if key is not None
-            else self.search(rtype, [*params, ("_count", "2")], visible=own)
-            for params, key in zip(queries, keys, strict=True)
-        ]
-
-    def by_identifier(
-        self, rtype: str, identifiers: Sequence[tuple[str, str]], owner: str | None = None
-    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """The current ``rtype`` resources (of ``owner``, if given) with each identifier
-        (system, value), oldest first: the system's own lookup, with no caller's visibility."""
-        tokens = {self.indexer.blind_value("identifier", s, v): (s, v) for s, v in identifiers}
-        found = self.store.by_identifier(rtype, list(tokens), owner)
-        return {tokens[t]: [loaded.resource for loaded in rows] for t, rows in found.items()}
-
-    def conditional_criteria(self, rtype: str, params: list[tuple[str, str]], inst: str) -> str:
-        """The key that makes identical conditional creates of one institution converge
-        (sorted parameters); two institutions' identical criteria never share a resource."""
-        key = f"{inst}|{rtype}?{urlencode(sorted(params))}"
-        return self.suite.hash(key.encode()).hex()
-
-    def forget_stale_conditional(
-        self,
-        rtype: str,
-        criteria: str,
-        params: list[tuple[str, str]],
-        rid: str | None = None,
-        *,
-        institution: str,
-    ) -> bool:
-        """Drop the criteria row if the resource it names (``rid`` or the stored one) no
-        longer matches ``params``; return whether it was dropped."""
-        rid = rid or self.store.conditional_winner(rtype, criteria)
-        if rid is None:
-            return False
-        again = self.own_matches(rtype, params, institution)
-        if any(r["id"] == rid for r in again.resources):
-            return False
-        self.store.forget_conditional(rtype, criteria, rid)
-        return True
 
     def update(
         self,
@@ -518,14 +464,3 @@ def _check_id(rid: str) -> None:
             value=rid,
             expected="1-64 characters of A-Z a-z 0-9 - .",
         )
-
-
-def _identifier_key(params: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """(system, value) when ``params`` is exactly one plain ``identifier=system|value``."""
-    if len(params) != 1 or params[0][0] != "identifier":
-        return None
-    token = params[0][1]
-    if token.count("|") != 1 or "," in token or "\\" in token:
-        return None
-    system, value = token.split("|")
-    return (system, value) if system and value else None
