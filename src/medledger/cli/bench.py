@@ -89,9 +89,6 @@ def api(
     peer has neither."""
     from medledger.benchmarks import api as api_bench
 
-    def progress(stage: str) -> None:
-        err_console.print(f"· {stage}", markup=False)
-
     result = api_bench.run(
         url=url,
         db=db,
@@ -103,7 +100,7 @@ def api(
         saturate=saturate,
         peer=peer,
         token=token,
-        progress=progress,
+        progress=_stage,
     )
     print_json(result)
 
@@ -127,9 +124,6 @@ def mllp(
     connections, 1,000 connections held at once; peer ratio; reconciliation afterwards."""
     from medledger.benchmarks import mllp_gateway
 
-    def progress(stage: str) -> None:
-        err_console.print(f"· {stage}", markup=False)
-
     result = mllp_gateway.run(
         db=db,
         seconds=seconds,
@@ -137,6 +131,11 @@ def mllp(
         hold_connections=hold,
         hold_seconds=hold_seconds,
         peer=peer,
-        progress=progress,
+        progress=_stage,
     )
     print_json(result)
+
+
+def _stage(stage: str) -> None:
+    """Print a benchmark's stage to stderr (stdout carries only its JSON)."""
+    err_console.print(f"· {stage}", markup=False)

@@ -95,12 +95,7 @@ def handle_many(
     parts, later = _disjoint(planned)
     for part in parts:
         _write(gateway, part, outcomes, out)
-    for it in later:  # planned again now that the plans before it are written
-        assert it.message is not None
-        try:
-            outcomes[it.index] = gateway.process(it.message, it.model)
-        except Exception as exc:  # (each message fails alone)
-            out[it.index] = exc
+    _each_alone(gateway, later, outcomes, out)  # planned again after the plans before them
     _answer(gateway, group, outcomes, out)
     for i, decoded in alone:
         raw, peer = items[i]
@@ -199,19 +194,14 @@ def _write(
 ) -> None:
     """Write one group's plans in one transaction and finish them; on refusal, each alone."""
     try:
-        stored: list[Stored] = gateway.ingest.write_many([it.plan for it in part if it.plan])
+        stored: list[Stored] = gateway.ingest.write_many([_plan_of(it) for it in part])
     except MedLedgerError as exc:
         if exc.http_status >= 500 and not _retryable(exc):
             for it in part:
                 out[it.index] = exc
             return
         log.info("group of %d refused (%s): processing each alone", len(part), exc.code)
-        for it in part:
-            assert it.message is not None
-            try:
-                outcomes[it.index] = gateway.process(it.message, it.model)
-            except Exception as each:
-                out[it.index] = each
+        _each_alone(gateway, part, outcomes, out)
         return
     written = []
     for it, result in zip(part, stored, strict=True):
@@ -225,6 +215,26 @@ def _write(
         return
     for it, outcome in zip(part, done, strict=True):
         outcomes[it.index] = outcome
+
+
+def _each_alone(
+    gateway: Gateway,
+    items: list[_Item],
+    outcomes: dict[int, Outcome],
+    out: list[bytes | BaseException | None],
+) -> None:
+    """Process each of ``items`` on its own, as ``handle_hl7`` would after journalling it."""
+    for it in items:
+        assert it.message is not None
+        try:
+            outcomes[it.index] = gateway.process(it.message, it.model)
+        except Exception as exc:  # (each message fails alone)
+            out[it.index] = exc
+
+
+def _plan_of(it: _Item) -> Plan:
+    assert it.plan is not None
+    return it.plan
 
 
 def _answer(

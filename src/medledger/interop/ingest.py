@@ -1,7 +1,7 @@
 """Store requisitions and results through the records layer, idempotently.
 
 Whatever interface a message came through, its neutral model (``interop.model``) is stored
-here as one FHIR transaction per requisition or report:
+here as one FHIR transaction per message (all its reports, or none):
 
 - **requisitions**: the sender's item codes are translated to the performer's dictionary
   (an unmapped code *holds* the message, never passes silently); lab and pathology specimens
@@ -116,11 +116,6 @@ class Ingest:
 
     # -- requisitions ------------------------------------------------------------------------
 
-    def requisition(self, req: Requisition) -> Stored | Unresolved:
-        """Store ``req`` (ServiceRequests, Specimens, the Patient) or say why not yet."""
-        plan = self.plan_requisition(req)
-        return plan if isinstance(plan, Unresolved) else self.write(plan)
-
     def plan_requisition(self, req: Requisition) -> Plan | Unresolved:
         """The transaction that stores ``req``, or why it cannot be stored yet."""
         translations, unmapped = self.translations(req)
@@ -222,11 +217,6 @@ class Ingest:
 
     # -- results -----------------------------------------------------------------------------
 
-    def results(self, results: Sequence[Result]) -> Stored | Unresolved:
-        """Store every report of a message, or none if one cannot be stored yet."""
-        plan = self.plan_results(results)
-        return plan if isinstance(plan, Unresolved) else self.write(plan)
-
     def plan_results(self, results: Sequence[Result]) -> Plan | Unresolved:
         """The transactions that store a message's reports, or why they cannot be yet."""
         parts = []
@@ -239,12 +229,15 @@ class Ingest:
         return Plan(results[0].sender if results else "", tuple(parts))
 
     def write(self, plan: Plan) -> Stored:
-        """Run a plan's transactions, one per report (or requisition), as its sender."""
-        return self._stored(plan, [self._run(bundle, plan.sender) for bundle, _ in plan.parts])
+        """Run a plan as ONE transaction as its sender: every report of a message, or none."""
+        return self._transaction([plan])[0]
 
     def write_many(self, plans: Sequence[Plan]) -> list[Stored]:
         """Run the plans of several messages of one sender as ONE transaction (all of them or
         none); their entries must not share a fullUrl (a business key): see ``disjoint``."""
+        return self._transaction(plans)
+
+    def _transaction(self, plans: Sequence[Plan]) -> list[Stored]:
         senders = {p.sender for p in plans}
         if len(senders) != 1:
             raise InputError("plans of one sender only", field="sender", value=sorted(senders))
@@ -342,8 +335,14 @@ class Ingest:
         known: dict[tuple[str, str, str], Any] | None = getattr(self._local, "known", None)
         if known is not None and (rtype, system, value) in known:
             return known[(rtype, system, value)]  # type: ignore[no-any-return]
-        found = self.service.by_identifier(rtype, [(system, value)])
-        return found[(system, value)][0] if found else None
+        return self._oldest(rtype, [(system, value)])[(rtype, system, value)]
+
+    def _oldest(
+        self, rtype: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any] | None]:
+        """The oldest current ``rtype`` resource with each identifier (system, value), or None."""
+        found = self.service.by_identifier(rtype, pairs)
+        return {(rtype, s, v): next(iter(found.get((s, v), ())), None) for s, v in pairs}
 
     @contextmanager
     def prefetched(self, models: Sequence[object]) -> Iterator[None]:
@@ -355,10 +354,7 @@ class Ingest:
                 wanted.setdefault(rtype, set()).add((system, value))
         known: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         for rtype, pairs in wanted.items():
-            found = self.service.by_identifier(rtype, sorted(pairs))
-            for system, value in pairs:
-                rows = found.get((system, value))
-                known[(rtype, system, value)] = rows[0] if rows else None
+            known.update(self._oldest(rtype, sorted(pairs)))
         self._local.known = known
         try:
             yield
@@ -372,13 +368,6 @@ class Ingest:
             return self.service.store.load(rtype, rid).resource
         except (NotFound, Gone):
             return None
-
-    def _run(self, bundle: dict[str, Any], sender: str) -> tuple[str, ...]:
-        """Run one transaction (unchanged PUTs already dropped) as the sender."""
-        if not bundle["entry"]:
-            return ()
-        answer = process_bundle(self.service, bundle, guard=SystemGuard(sender))
-        return locations(bundle, answer)
 
     def _drop_unchanged(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """Leave out PUTs that change nothing; references to them point at the stored id."""
