@@ -278,7 +278,7 @@ class Gateway:
         """Anchor and journal messages whose resources are written, in one ledger append and
         one journal transaction; then expose them and queue their pushes."""
         done = self._anchor_and_finish_many(
-            [(m, "stored", "AA", Finish("stored", "AA", refs=s.refs)) for m, _, s in written]
+            [(m, Finish("stored", "AA", refs=s.refs)) for m, _, s in written]
         )
         placers = False
         for message, model, result in written:
@@ -368,11 +368,9 @@ class Gateway:
         unmapped: Sequence[str] = (),
     ) -> Message:
         finish = Finish(status, ack_code, reason, mismatch, tuple(unmapped), tuple(refs))
-        return self._anchor_and_finish_many([(message, status, ack_code, finish)])[0]
+        return self._anchor_and_finish_many([(message, finish)])[0]
 
-    def _anchor_and_finish_many(
-        self, items: Sequence[tuple[Message, str, str, Finish]]
-    ) -> list[Message]:
+    def _anchor_and_finish_many(self, items: Sequence[tuple[Message, Finish]]) -> list[Message]:
         """Append each message's ``interop.message`` entry (one ledger append), then record
         the outcomes with their ledger indexes (one journal transaction)."""
         entries = [
@@ -387,17 +385,17 @@ class Gateway:
                     "interface": message.interface,
                     "message_type": message.message_type,
                     "control_id": message.control_id,
-                    "status": status,
-                    "ack": ack_code,
+                    "status": finish.status,
+                    "ack": finish.ack_code,
                     "refs": list(finish.refs)[:200],
                 },
             }
-            for message, status, ack_code, finish in items
+            for message, finish in items
         ]
         receipts = self.service.ledger.append(entries)
         return self.journal.finish_many(
             [
                 (message.id, replace(finish, ledger_index=receipt.index))
-                for (message, _, _, finish), receipt in zip(items, receipts, strict=True)
+                for (message, finish), receipt in zip(items, receipts, strict=True)
             ]
         )

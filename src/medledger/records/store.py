@@ -213,40 +213,12 @@ class RecordStore(StoreReads):
     def _prepare(
         self, conn: Connection, item: dict[str, Any], cur: Any, ts: str, rows: _Rows
     ) -> Written:
-        return self._version_rows(
-            conn,
-            rows,
-            cur,
-            item["rtype"],
-            item["rid"],
-            item["resource"],
-            ts,
-            item["inst"],
-            item["subject"],
-            item.get("index", ()),
-            item.get("if_match"),
-            item.get("must_be_new", False),
-            item.get("conditional"),
-            item.get("owner"),
-        )
-
-    def _version_rows(
-        self,
-        conn: Connection,
-        rows: _Rows,
-        cur: Any,
-        rtype: str,
-        rid: str,
-        resource: dict[str, Any] | None,
-        ts: str,
-        inst: str,
-        subject: str,
-        index: Sequence[IndexRow],
-        if_match: int | None,
-        must_be_new: bool,
-        conditional: str | None,
-        owner: str | None = None,
-    ) -> Written:
+        """Check one write item against its current row ``cur``, add its rows to ``rows``
+        and return the version it becomes (``write``'s rules)."""
+        rtype, rid, resource = item["rtype"], item["rid"], item["resource"]
+        inst, subject, index = item["inst"], item["subject"], item.get("index", ())
+        if_match, must_be_new = item.get("if_match"), item.get("must_be_new", False)
+        conditional, owner = item.get("conditional"), item.get("owner")
         if owner is not None and (cur.inst if cur is not None else "") != owner:
             raise WriteConflict(
                 f"{rtype}/{rid} changed hands while the request was decided; retry",
